@@ -1,0 +1,49 @@
+"""The GDPR workflow service: create_app builds it; importing does nothing."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from app import config, database, errors
+from app.engine import Engine, OperatorRegistry
+from app.engine.sandbox import Sandbox, SandboxLimits
+from app.extensions import db, migrate
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the app; `test_config` overrides the environment's settings."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_mapping(config.load(Path(app.instance_path)))
+    if test_config:
+        app.config.update(test_config)
+
+    from app import logs
+
+    logs.configure(app)
+    db.init_app(app)
+    database.configure(app)
+    migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"))
+    errors.init_app(app)
+    app.extensions["gdpr.engine"] = _engine(app)
+
+    from app import api, cli
+
+    api.init_app(app)
+    cli.register(app)
+    return app
+
+
+def _engine(app: Flask) -> Engine:
+    limits = SandboxLimits(
+        timeout_seconds=app.config["SANDBOX_TIMEOUT_SECONDS"],
+        memory_bytes=app.config["SANDBOX_MEMORY_MB"] * 1024**2,
+        workers=app.config["SANDBOX_WORKERS"],
+    )
+    return Engine(Sandbox(limits), OperatorRegistry())
+
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())

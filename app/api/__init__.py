@@ -1,0 +1,70 @@
+"""HTTP API under /api/v1: thin handlers over the services."""
+
+from __future__ import annotations
+
+import http
+
+from flask import Flask
+from flask_smorest import Api
+from marshmallow import Schema, fields
+
+from app.api import definitions, forms, health, instances, messages, tasks, users
+from app.api.auth import authenticate
+from app.errors import PROBLEM_JSON
+
+PROTECTED = (definitions, forms, instances, tasks, messages, users)
+
+
+class FieldErrorSchema(Schema):
+    field = fields.String(allow_none=True)
+    element_id = fields.String(allow_none=True)
+    message = fields.String(required=True)
+
+
+class ProblemSchema(Schema):
+    """RFC 9457 problem details, as every error reply of this API is written."""
+
+    type = fields.String(required=True)
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String(required=True)
+    instance = fields.String(required=True)
+    code = fields.String(required=True)
+    errors = fields.List(fields.Nested(FieldErrorSchema))
+
+
+class ProblemApi(Api):
+    """flask-smorest answering and documenting errors as problem documents."""
+
+    ERROR_SCHEMA = ProblemSchema
+
+    def _register_error_handlers(self) -> None:
+        # app.errors registers the one error path for the whole app.
+        return None
+
+    def _register_responses(self) -> None:
+        for status in http.HTTPStatus:
+            response = {"description": status.phrase}
+            if status >= 400:
+                response["content"] = {PROBLEM_JSON: {"schema": ProblemSchema}}
+            self.spec.components.response(status.name, response, lazy=True)
+        default = {
+            "description": "A problem document",
+            "content": {PROBLEM_JSON: {"schema": ProblemSchema}},
+        }
+        self.spec.components.response("DEFAULT_ERROR", default, lazy=True)
+
+
+for _module in PROTECTED:
+    _module.blp.before_request(authenticate)
+
+
+def init_app(app: Flask) -> None:
+    """A fresh Api per app, so that several apps in one process stay apart."""
+    api = ProblemApi(app)
+    api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    api.spec.options["security"] = [{"bearer": []}]
+    for module in PROTECTED:
+        api.register_blueprint(module.blp, url_prefix=f"/api/v1/{module.PREFIX}")
+    api.register_blueprint(health.blp, url_prefix="/api")
+    app.extensions["gdpr.api"] = api

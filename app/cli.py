@@ -1,0 +1,141 @@
+"""Command-line tasks: users, tokens, deployment, audit verification, the demo."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup, with_appcontext
+from sqlalchemy import select
+
+from app.config import ROLES
+from app.errors import ProblemError
+from app.extensions import db
+from app.models import User
+from app.services import audit, definitions, users
+
+users_cli = AppGroup("users", help="Manage users.")
+tokens_cli = AppGroup("tokens", help="Issue API tokens.")
+audit_cli = AppGroup("audit", help="Check the audit trail.")
+
+DEMO_USER = "demo"
+
+
+def _fail(error: ProblemError) -> None:
+    db.session.rollback()
+    click.echo(f"error: {error.detail}", err=True)
+    for item in error.errors or []:
+        click.echo(f"  {item}", err=True)
+    sys.exit(1)
+
+
+@users_cli.command("create")
+@click.argument("name")
+@click.option("--role", "roles", multiple=True, required=True, type=click.Choice(ROLES))
+def create_user(name: str, roles: tuple[str, ...]) -> None:
+    """Create a user with one or more roles."""
+    try:
+        user = users.create_user(name, list(roles))
+    except ProblemError as error:
+        _fail(error)
+    db.session.commit()
+    click.echo(f"created user {user.name} ({', '.join(user.roles)})", err=True)
+
+
+@users_cli.command("delete")
+@click.argument("name")
+def delete_user(name: str) -> None:
+    """Delete a user and their tokens."""
+    try:
+        users.delete_user(users.find_user(name))
+    except ProblemError as error:
+        _fail(error)
+    db.session.commit()
+
+
+@tokens_cli.command("create")
+@click.argument("name")
+@click.option("--label", default="cli")
+def create_token(name: str, label: str) -> None:
+    """Print a new API token for the user, and nothing else, on stdout."""
+    try:
+        token = users.create_token(users.find_user(name), label)
+    except ProblemError as error:
+        _fail(error)
+    db.session.commit()
+    click.echo(token)
+
+
+@audit_cli.command("verify")
+def verify_audit() -> None:
+    """Walk the hash chain; exit 1 at the first event that does not fit."""
+    report = audit.verify()
+    if report.ok:
+        click.echo(f"audit chain intact: {report.checked} events")
+        return
+    click.echo(
+        f"audit chain broken at event {report.first_bad_id}: {report.reason} "
+        f"({report.checked} events verified before it)",
+        err=True,
+    )
+    sys.exit(1)
+
+
+@click.command("deploy")
+@with_appcontext
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+def deploy(paths: tuple[Path, ...]) -> None:
+    """Deploy forms/ and workflows/ (default), or the BPMN files named."""
+    try:
+        results = _deploy(paths)
+    except ProblemError as error:
+        _fail(error)
+    db.session.commit()
+    for result in results:
+        version = result.version
+        state = "deployed" if result.created else "unchanged"
+        click.echo(
+            f"{state}: {version.definition.bpmn_process_id} version {version.number}"
+        )
+
+
+def _deploy(paths: tuple[Path, ...]) -> list[definitions.Deployment]:
+    config = current_app.config
+    if not paths:
+        return definitions.deploy_directory(
+            Path(config["WORKFLOWS_DIR"]), Path(config["FORMS_DIR"])
+        )
+    definitions.deploy_forms(Path(config["FORMS_DIR"]))
+    return [definitions.deploy(path.read_bytes(), path.name) for path in paths]
+
+
+@click.command("demo")
+@with_appcontext
+def demo() -> None:
+    """Deploy the bundled workflows and create the demo user once, with a token."""
+    try:
+        _deploy(())
+    except ProblemError as error:
+        _fail(error)
+    existing = db.session.scalar(select(User).where(User.name == DEMO_USER))
+    if existing is not None:
+        db.session.commit()
+        click.echo(f"demo user '{DEMO_USER}' exists; its token was shown when made.")
+        click.echo(f"new token: flask --app app tokens create {DEMO_USER}")
+        return
+    user = users.create_user(DEMO_USER, [role for role in ROLES])
+    token = users.create_token(user, "demo")
+    db.session.commit()
+    click.echo(f"demo user '{DEMO_USER}' holds every role. API token (shown once):")
+    click.echo(f"\n    {token}\n")
+    click.echo(
+        f"try: curl -H 'Authorization: Bearer {token}' "
+        "http://127.0.0.1:5000/api/v1/definitions"
+    )
+
+
+def register(app: Flask) -> None:
+    for command in (users_cli, tokens_cli, audit_cli, deploy, demo):
+        app.cli.add_command(command)

@@ -1,0 +1,56 @@
+"""Settings from the environment, with defaults that are safe to run."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+ROLES = ("admin", "dpo", "privacy_officer", "process_designer")
+
+
+def _bool(value: str | None, default: bool = False) -> bool:
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _secret_key(instance_path: Path) -> str:
+    """SECRET_KEY, or a random one kept in the instance folder (never a constant)."""
+    key = os.environ.get("SECRET_KEY")
+    if key:
+        return key
+    key_file = instance_path / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    key_file.write_text(key)
+    key_file.chmod(0o600)
+    return key
+
+
+def load(instance_path: Path) -> dict[str, Any]:
+    """The configuration mapping the app factory starts from."""
+    default_db = f"sqlite:///{instance_path / 'gdpr.sqlite3'}"
+    return {
+        "SQLALCHEMY_DATABASE_URI": os.environ.get("DATABASE_URL", default_db),
+        "SECRET_KEY": _secret_key(instance_path),
+        "TIMEZONE": os.environ.get("TIMEZONE", "Europe/Amsterdam"),
+        "MAX_CONTENT_LENGTH": int(os.environ.get("MAX_CONTENT_LENGTH", 2 * 1024**2)),
+        "WORKFLOWS_DIR": os.environ.get("WORKFLOWS_DIR", "workflows"),
+        "FORMS_DIR": os.environ.get("FORMS_DIR", "forms"),
+        "SANDBOX_TIMEOUT_SECONDS": float(os.environ.get("SANDBOX_TIMEOUT", "2")),
+        "SANDBOX_MEMORY_MB": int(os.environ.get("SANDBOX_MEMORY_MB", "512")),
+        "SANDBOX_WORKERS": int(os.environ.get("SANDBOX_WORKERS", "2")),
+        "LOG_JSON": _bool(os.environ.get("LOG_JSON")),
+        "API_TITLE": "GDPR workflow service",
+        "API_VERSION": "v1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/api",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "OPENAPI_SWAGGER_UI_PATH": "docs",
+        "OPENAPI_SWAGGER_UI_URL": "/static/vendor/swagger-ui/",
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    }

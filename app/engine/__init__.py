@@ -1,0 +1,37 @@
+"""The engine adapter: the only package that imports SpiffWorkflow."""
+
+from app.engine.parsing import (
+    BpmnProblem,
+    InvalidBpmn,
+    ParsedProcess,
+    UnsafeXml,
+    UserTaskSpec,
+    parse_process,
+)
+from app.engine.runtime import (
+    Engine,
+    EngineTaskError,
+    NotWaiting,
+    ReadyTask,
+    RunningInstance,
+    TaskNotReady,
+    WaitingEvent,
+)
+from app.engine.scripting import OperatorRegistry
+
+__all__ = [
+    "BpmnProblem",
+    "Engine",
+    "EngineTaskError",
+    "InvalidBpmn",
+    "NotWaiting",
+    "OperatorRegistry",
+    "ParsedProcess",
+    "ReadyTask",
+    "RunningInstance",
+    "TaskNotReady",
+    "UnsafeXml",
+    "UserTaskSpec",
+    "WaitingEvent",
+    "parse_process",
+]

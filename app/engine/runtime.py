@@ -1,0 +1,355 @@
+"""Step instances, and describe them as plain data for the read models."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from SpiffWorkflow.bpmn import BpmnEvent
+from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
+from SpiffWorkflow.spiff.specs.event_definitions import (
+    MessageEventDefinition as SpiffMessageEventDefinition,
+)
+from SpiffWorkflow.util.task import TaskState
+
+from app.engine import serialization
+from app.engine.parsing import UserTaskSpec, user_task_spec
+from app.engine.sandbox import Sandbox, ScriptError
+from app.engine.scripting import (
+    OperatorRegistry,
+    SandboxEnvironment,
+    SandboxScriptEngine,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class EngineTaskError(Exception):
+    """A task failed while the engine ran; the instance keeps it in ERROR."""
+
+    def __init__(
+        self,
+        message: str,
+        bpmn_id: str | None = None,
+        task_guid: str | None = None,
+        kind: str = "error",
+        line: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.bpmn_id = bpmn_id
+        self.task_guid = task_guid
+        self.kind = kind
+        self.line = line
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "message": self.message,
+            "bpmn_id": self.bpmn_id,
+            "task_guid": self.task_guid,
+            "kind": self.kind,
+            "line": self.line,
+        }
+
+
+class TaskNotReady(Exception):
+    """The task is not (or no longer) ready in this instance."""
+
+
+class NotWaiting(Exception):
+    """The instance does not wait for that event."""
+
+
+@dataclass(frozen=True)
+class ReadyTask:
+    guid: str
+    spec: UserTaskSpec
+
+
+@dataclass(frozen=True)
+class WaitingEvent:
+    task_guid: str
+    bpmn_id: str
+    kind: str
+    name: str
+    due_at: datetime | None = None
+    correlations: dict[str, Any] = field(default_factory=dict)
+
+    property_names: frozenset[str] = frozenset()
+
+    def correlation_hash(self) -> str | None:
+        if self.kind != "message":
+            return None
+        flat = flatten_correlations(self.correlations)
+        values = {name: flat[name] for name in self.property_names if name in flat}
+        return correlation_hash(self.name, values)
+
+
+def flatten_correlations(correlations: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """{key: {property: value}} as {property: value}: what a sender names."""
+    flat: dict[str, Any] = {}
+    for properties in correlations.values():
+        flat.update(properties)
+    return flat
+
+
+def correlation_hash(message_name: str, values: dict[str, Any]) -> str:
+    """A stable index key for a message name and its correlation values."""
+    canonical = json.dumps([message_name, values], sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class Engine:
+    """Creates, loads and saves instances with the sandboxed script engine."""
+
+    def __init__(self, sandbox: Sandbox, operators: OperatorRegistry) -> None:
+        self.operators = operators
+        self.script_engine = SandboxScriptEngine(SandboxEnvironment(sandbox, operators))
+
+    def start(
+        self, spec: Any, subprocess_specs: dict[str, Any], data: dict[str, Any]
+    ) -> RunningInstance:
+        workflow = BpmnWorkflow(
+            spec, subprocess_specs, script_engine=self.script_engine
+        )
+        workflow.get_tasks(state=TaskState.READY)[0].set_data(**data)
+        return RunningInstance(workflow)
+
+    def load(
+        self,
+        state: bytes,
+        spec: Any,
+        subprocess_specs: dict[str, Any],
+        stored_version: str,
+        spec_json: str,
+    ) -> RunningInstance:
+        workflow = serialization.load_state(
+            state, spec, subprocess_specs, stored_version, spec_json
+        )
+        # The script engine is not serialized: attach it after every load.
+        workflow.script_engine = self.script_engine
+        return RunningInstance(workflow)
+
+    @staticmethod
+    def dump(instance: RunningInstance) -> bytes:
+        return serialization.dump_state(instance.workflow)
+
+    @staticmethod
+    def state_version() -> str:
+        return serialization.serializer_version()
+
+
+class RunningInstance:
+    """One loaded instance; every method leaves it in a state fit to save."""
+
+    def __init__(self, workflow: BpmnWorkflow) -> None:
+        self.workflow = workflow
+
+    @property
+    def completed(self) -> bool:
+        return bool(self.workflow.completed)
+
+    def run(self) -> None:
+        """Run engine steps until only human tasks or waiting events remain."""
+        with _task_errors(self.workflow):
+            self.workflow.refresh_timers()
+            self.workflow.do_engine_steps()
+
+    def ready_tasks(self) -> list[ReadyTask]:
+        tasks = self.workflow.get_tasks(state=TaskState.READY, manual=True)
+        return [_ready_task(task) for task in tasks]
+
+    def errored_tasks(self) -> list[Any]:
+        return self.workflow.get_tasks(state=TaskState.ERROR)
+
+    def complete_task(self, guid: str, data: dict[str, Any]) -> None:
+        task = self._find_ready(guid)
+        task.set_data(**data)
+        with _task_errors(self.workflow):
+            task.run()
+        self.run()
+
+    def _find_ready(self, guid: str) -> Any:
+        try:
+            task = self.workflow.get_task_from_id(UUID(guid))
+        except (ValueError, WorkflowException):
+            task = None
+        if task is None or task.state != TaskState.READY or not task.task_spec.manual:
+            raise TaskNotReady(guid)
+        return task
+
+    def waiting_events(self) -> list[WaitingEvent]:
+        events = []
+        for task in self.workflow.get_tasks(state=TaskState.WAITING):
+            event = _waiting_event(task)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def deliver_message(
+        self, name: str, correlations: dict[str, Any], payload: dict[str, Any]
+    ) -> None:
+        """Hand a message to this instance; NotWaiting if it does not catch it."""
+        event = BpmnEvent(
+            SpiffMessageEventDefinition(name),
+            payload=payload,
+            correlations=correlations,
+        )
+        with _task_errors(self.workflow):
+            try:
+                self.workflow.send_event(event)
+            except WorkflowException as exc:
+                raise NotWaiting(name) from exc
+        self.run()
+
+    def retry(self) -> None:
+        """Run the failed tasks again, e.g. once an operator is back."""
+        for task in self.errored_tasks():
+            self.workflow.reset_from_task_id(task.id)
+        self.run()
+
+    def cancel(self) -> None:
+        self.workflow.cancel()
+
+    def history(self) -> list[dict[str, Any]]:
+        """Completed BPMN elements in the order they finished."""
+        done = [
+            task
+            for task in self.workflow.get_tasks(state=TaskState.COMPLETED)
+            if task.task_spec.bpmn_id is not None
+        ]
+        done.sort(key=lambda task: task.last_state_change)
+        return [
+            {
+                "task_guid": str(task.id),
+                "bpmn_id": task.task_spec.bpmn_id,
+                "title": task.task_spec.bpmn_name or task.task_spec.bpmn_id,
+                "type": task.task_spec.__class__.__name__,
+                "completed_at": _timestamp(task.last_state_change),
+            }
+            for task in done
+        ]
+
+    def task_data(self, guid: str) -> dict[str, Any]:
+        task = self.workflow.get_task_from_id(UUID(guid))
+        return dict(task.data)
+
+    def active_bpmn_ids(self) -> list[str]:
+        mask = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.ERROR
+        return [
+            task.task_spec.bpmn_id
+            for task in self.workflow.get_tasks(state=mask)
+            if task.task_spec.bpmn_id is not None
+        ]
+
+
+class _task_errors:
+    """Turn any failure inside the engine into an EngineTaskError."""
+
+    def __init__(self, workflow: BpmnWorkflow) -> None:
+        self.workflow = workflow
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+        if exc is None or isinstance(exc, (EngineTaskError, NotWaiting, TaskNotReady)):
+            return False
+        if not isinstance(exc, Exception):
+            return False
+        raise _engine_error(exc, self.workflow) from None
+
+
+def _engine_error(exc: Exception, workflow: BpmnWorkflow) -> EngineTaskError:
+    task = getattr(exc, "task", None)
+    if task is None:
+        errored = workflow.get_tasks(state=TaskState.ERROR)
+        task = errored[0] if errored else None
+    bpmn_id = task.task_spec.bpmn_id if task is not None else None
+    guid = str(task.id) if task is not None else None
+    if isinstance(exc, ScriptError):
+        return EngineTaskError(
+            f"The expression failed ({exc.kind}): {exc.message}",
+            bpmn_id,
+            guid,
+            exc.kind,
+            exc.line,
+        )
+    if isinstance(exc, SpiffWorkflowException):
+        kind = getattr(exc, "error_type", "error")
+        line = getattr(exc, "line_number", None) or None
+        message = exc.args[0] if exc.args else "The task failed."
+        return EngineTaskError(str(message), bpmn_id, guid, kind, line)
+    logger.exception("engine failure in task %s", bpmn_id)
+    return EngineTaskError("The task failed unexpectedly.", bpmn_id, guid)
+
+
+def _ready_task(task: Any) -> ReadyTask:
+    return ReadyTask(guid=str(task.id), spec=user_task_spec(task.task_spec))
+
+
+def _waiting_event(task: Any) -> WaitingEvent | None:
+    definition = getattr(task.task_spec, "event_definition", None)
+    if definition is None:
+        return None
+    details = definition.details(task)
+    common = {"task_guid": str(task.id), "bpmn_id": task.task_spec.bpmn_id}
+    if isinstance(definition, TimerEventDefinition):
+        due = _parse_due(details.value)
+        return WaitingEvent(
+            kind="timer", name=definition.name or "", due_at=due, **common
+        )
+    if isinstance(definition, MessageEventDefinition):
+        return WaitingEvent(
+            kind="message",
+            name=definition.name,
+            correlations=_message_correlations(definition, details.correlations),
+            property_names=frozenset(_property_names(definition)),
+            **common,
+        )
+    kind = definition.__class__.__name__.replace("EventDefinition", "").lower()
+    return WaitingEvent(kind=kind or "event", name=definition.name or "", **common)
+
+
+def _message_correlations(
+    definition: MessageEventDefinition, correlations: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The instance's correlation keys that hold this message's properties."""
+    names = _property_names(definition)
+    return {
+        key: properties
+        for key, properties in (correlations or {}).items()
+        if names.intersection(properties)
+    }
+
+
+def _property_names(definition: MessageEventDefinition) -> set[str]:
+    properties = definition.correlation_properties + list(
+        getattr(definition, "process_correlations", [])
+    )
+    return {prop.name for prop in properties}
+
+
+def _parse_due(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return TimerEventDefinition.get_datetime(value)
+        except (ValueError, TypeError):
+            return None
+    return None
+
+
+def _timestamp(value: float | None) -> str | None:
+    if value is None:
+        return None
+    return datetime.fromtimestamp(value, UTC).isoformat()

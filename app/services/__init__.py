@@ -1,0 +1,1 @@
+"""The workflow and GDPR rules, between the HTTP handlers and the models."""

@@ -1,0 +1,112 @@
+"""Append audit events to the hash chain, and verify the chain."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, text
+
+from app.extensions import db
+from app.models import AuditEvent
+from app.models.types import utcnow
+
+logger = logging.getLogger(__name__)
+
+GENESIS = "0" * 64
+# One chain means one writer at a time; PostgreSQL serializes appends on this lock.
+CHAIN_LOCK = 7_338_001
+
+
+def record(
+    action: str,
+    *,
+    actor_id: int | None = None,
+    instance_id: str | None = None,
+    task_guid: str | None = None,
+    **details: Any,
+) -> AuditEvent:
+    """Append one event; details name ids and field names, never personal values."""
+    _lock_chain()
+    prev = db.session.scalar(
+        select(AuditEvent.sha256).order_by(AuditEvent.id.desc()).limit(1)
+    )
+    event = AuditEvent(
+        occurred_at=utcnow(),
+        action=action,
+        actor_id=actor_id,
+        instance_id=instance_id,
+        task_guid=task_guid,
+        details=details,
+        prev_sha256=prev or GENESIS,
+    )
+    event.sha256 = digest(event)
+    db.session.add(event)
+    db.session.flush()
+    return event
+
+
+def _lock_chain() -> None:
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(
+            text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK}
+        )
+
+
+def digest(event: AuditEvent) -> str:
+    material = json.dumps(
+        [
+            event.prev_sha256,
+            event.occurred_at.isoformat(),
+            event.action,
+            event.actor_id,
+            event.instance_id,
+            event.task_guid,
+            event.details,
+        ],
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    ok: bool
+    checked: int
+    first_bad_id: int | None = None
+    reason: str | None = None
+
+
+def verify(batch: int = 5000) -> ChainReport:
+    """Walk the chain from the start; report the first event that does not fit."""
+    prev, checked, last_id = GENESIS, 0, 0
+    while True:
+        rows = db.session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.id > last_id)
+            .order_by(AuditEvent.id)
+            .limit(batch)
+        ).all()
+        if not rows:
+            return ChainReport(True, checked)
+        for event in rows:
+            if event.prev_sha256 != prev:
+                return ChainReport(False, checked, event.id, "link to previous broken")
+            if digest(event) != event.sha256:
+                return ChainReport(False, checked, event.id, "content altered")
+            prev, last_id, checked = event.sha256, event.id, checked + 1
+        db.session.expunge_all()
+
+
+def events_for_instance(instance_id: str) -> list[AuditEvent]:
+    return list(
+        db.session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.instance_id == instance_id)
+            .order_by(AuditEvent.id)
+        )
+    )

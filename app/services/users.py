@@ -1,0 +1,85 @@
+"""Users, roles and API tokens. Tokens are shown once and stored as SHA-256."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from sqlalchemy import select
+
+from app.config import ROLES
+from app.errors import Conflict, NotFound, Unprocessable
+from app.extensions import db
+from app.models import ApiToken, User
+from app.services import audit
+
+TOKEN_PREFIX = "gws_"
+
+
+def token_digest(token: str) -> str:
+    # Tokens carry 256 random bits, so a fast hash is enough; no password here.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_user(name: str, roles: list[str], actor_id: int | None = None) -> User:
+    unknown = sorted(set(roles) - set(ROLES))
+    if unknown:
+        raise Unprocessable(
+            f"Unknown role: {', '.join(unknown)}. Roles are {', '.join(ROLES)}.",
+            errors=[{"field": "roles", "message": "unknown role"}],
+        )
+    if db.session.scalar(select(User.id).where(User.name == name)) is not None:
+        raise Conflict(f"A user named '{name}' already exists.", code="user-exists")
+    user = User(name=name, roles=sorted(set(roles)))
+    db.session.add(user)
+    db.session.flush()
+    audit.record("user.created", actor_id=actor_id, user_id=user.id, roles=user.roles)
+    return user
+
+
+def get_user(user_id: int) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"No user with id {user_id}.")
+    return user
+
+
+def find_user(name: str) -> User:
+    user = db.session.scalar(select(User).where(User.name == name))
+    if user is None:
+        raise NotFound(f"No user named '{name}'.")
+    return user
+
+
+def list_users() -> list[User]:
+    return list(db.session.scalars(select(User).order_by(User.name)))
+
+
+def delete_user(user: User, actor_id: int | None = None) -> None:
+    """Remove a user and every token of theirs; the audit trail keeps the id."""
+    audit.record("user.deleted", actor_id=actor_id, user_id=user.id)
+    db.session.delete(user)
+
+
+def create_token(user: User, label: str = "", actor_id: int | None = None) -> str:
+    """A new token for the user; the plain value is returned once, never stored."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    record = ApiToken(user=user, token_sha256=token_digest(token), label=label)
+    db.session.add(record)
+    db.session.flush()
+    audit.record(
+        "token.created", actor_id=actor_id, user_id=user.id, token_id=record.id
+    )
+    return token
+
+
+def authenticate(token: str) -> User | None:
+    """The active user a bearer token belongs to, or None."""
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    user = db.session.scalar(
+        select(User)
+        .join(ApiToken)
+        .where(ApiToken.token_sha256 == token_digest(token), User.active.is_(True))
+    )
+    return user

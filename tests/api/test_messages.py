@@ -1,0 +1,85 @@
+"""Messages reach the one instance that waits with matching correlation values."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import DATA
+
+ORDER = (DATA / "order_payment.bpmn").read_bytes()
+
+
+@pytest.fixture
+def orders(deploy, start_instance):
+    assert deploy(ORDER, "order_payment.bpmn").status_code == 201
+    return {
+        order_id: start_instance("order_payment", data={"order_id": order_id})
+        for order_id in ("A-1", "A-2")
+    }
+
+
+def _deliver(caller, order_id, **payload):
+    return caller.post(
+        "/api/v1/messages",
+        json={
+            "name": "payment_received",
+            "correlation": {"order_id": order_id},
+            "payload": payload,
+        },
+    )
+
+
+def test_a_message_reaches_only_the_instance_it_correlates_with(orders, officer, dpo):
+    reply = _deliver(officer, "A-2", amount=120)
+
+    assert reply.status_code == 200
+    assert reply.get_json()["instance"]["id"] == orders["A-2"]["id"]
+    queue = dpo.get("/api/v1/tasks").get_json()["items"]
+    assert [task["instance_id"] for task in queue] == [orders["A-2"]["id"]]
+    waiting = officer.get(f"/api/v1/instances/{orders['A-1']['id']}").get_json()
+    assert waiting["tasks"] == []
+
+
+def test_the_payload_becomes_instance_data(orders, officer, dpo):
+    _deliver(officer, "A-1", amount=120)
+
+    events = officer.get(f"/api/v1/instances/{orders['A-1']['id']}").get_json()
+    delivered = [
+        e for e in events["audit_events"] if e["action"] == "message.delivered"
+    ]
+    assert delivered[0]["details"]["payload_fields"] == ["amount"]
+    assert "120" not in str(delivered)
+
+
+def test_a_message_nobody_waits_for_is_a_404_naming_it_not_its_values(orders, officer):
+    reply = _deliver(officer, "B-999")
+
+    assert reply.status_code == 404
+    body = reply.get_json()
+    assert body["code"] == "no-waiting-instance"
+    assert body["message_name"] == "payment_received"
+    assert body["correlation_keys"] == ["order_id"]
+    assert "B-999" not in reply.get_data(as_text=True)
+
+
+def test_a_message_is_taken_once(orders, officer):
+    assert _deliver(officer, "A-1").status_code == 200
+
+    assert _deliver(officer, "A-1").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"correlation": {"order_id": "A-1"}},
+        {"name": "payment_received"},
+        {"name": "payment_received", "correlation": {}},
+        {"name": "payment_received", "correlation": "A-1"},
+    ],
+    ids=["no-name", "no-correlation", "empty-correlation", "correlation-not-object"],
+)
+def test_a_malformed_message_is_a_422(orders, officer, body):
+    reply = officer.post("/api/v1/messages", json=body)
+
+    assert reply.status_code == 422
+    assert reply.get_json()["errors"]

@@ -1,0 +1,75 @@
+"""The command line: users, tokens, deployment, the demo, audit verification."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.extensions import db
+from app.models import AuditEvent
+
+
+@pytest.fixture
+def cli(app):
+    return app.test_cli_runner()
+
+
+def test_a_user_made_on_the_command_line_gets_a_working_token(cli, client):
+    created = cli.invoke(args=["users", "create", "olga", "--role", "privacy_officer"])
+    assert created.exit_code == 0
+
+    issued = cli.invoke(args=["tokens", "create", "olga"])
+
+    token = issued.stdout.strip()
+    assert issued.exit_code == 0
+    assert token.startswith("gws_") and "\n" not in token
+    reply = client.get("/api/v1/tasks", headers={"Authorization": f"Bearer {token}"})
+    assert reply.status_code == 200
+
+
+def test_an_unknown_role_is_refused(cli):
+    result = cli.invoke(args=["users", "create", "x", "--role", "root"])
+
+    assert result.exit_code != 0
+
+
+def test_a_token_for_nobody_is_refused(cli):
+    result = cli.invoke(args=["tokens", "create", "ghost"])
+
+    assert result.exit_code == 1
+    assert "ghost" in result.stderr
+    assert result.stdout == ""
+
+
+def test_deploy_deploys_the_bundled_workflows_once(cli):
+    first = cli.invoke(args=["deploy"])
+    second = cli.invoke(args=["deploy"])
+
+    assert "deployed: two_step_review version 1" in first.stdout
+    assert "unchanged: two_step_review version 1" in second.stdout
+
+
+def test_the_demo_prints_its_token_once(cli, client):
+    first = cli.invoke(args=["demo"])
+    token = next(word for word in first.stdout.split() if word.startswith("gws_"))
+
+    second = cli.invoke(args=["demo"])
+
+    reply = client.get(
+        "/api/v1/definitions", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert reply.get_json()["items"][0]["process_id"] == "two_step_review"
+    assert "gws_" not in second.stdout
+
+
+def test_audit_verify_fails_on_a_tampered_chain(app, cli):
+    cli.invoke(args=["users", "create", "olga", "--role", "dpo"])
+    assert cli.invoke(args=["audit", "verify"]).exit_code == 0
+
+    with app.app_context():
+        event = db.session.query(AuditEvent).first()
+        event.details = {"user_id": 42}
+        db.session.commit()
+    result = cli.invoke(args=["audit", "verify"])
+
+    assert result.exit_code == 1
+    assert "broken" in result.stderr
