@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(FLASK) db upgrade
 	$(FLASK) demo
-	$(FLASK) run --host 127.0.0.1 --port 5000
+	SCHEDULER_ENABLED=1 $(FLASK) run --host 127.0.0.1 --port 5000
 
 test: $(STAMP)
 	$(BIN)/pytest -q

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -28,13 +30,49 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     database.configure(app)
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"))
     errors.init_app(app)
+    _listen_for_transactions()
     app.extensions["gdpr.engine"] = _engine(app)
 
     from app import api, cli
 
     api.init_app(app)
     cli.register(app)
+    _register_operators(app)
+    if app.config["SCHEDULER_ENABLED"] and not _reloader_parent(app):
+        _start_scheduler(app)
     return app
+
+
+def _listen_for_transactions() -> None:
+    from sqlalchemy import event
+
+    from app.services import audit
+
+    if not event.contains(db.session, "after_transaction_end", audit.forget_head):
+        event.listen(db.session, "after_transaction_end", audit.forget_head)
+
+
+def _register_operators(app: Flask) -> None:
+    from app.services import deadlines
+
+    registry = app.extensions["gdpr.engine"].operators
+    for name, operator in deadlines.OPERATORS.items():
+        registry.register(name, operator)
+
+
+def _reloader_parent(app: Flask) -> bool:
+    # Under `flask run --debug` the reloader imports the app twice; only the
+    # child that serves (WERKZEUG_RUN_MAIN) may run the scheduler.
+    return app.debug and os.environ.get("WERKZEUG_RUN_MAIN") != "true"
+
+
+def _start_scheduler(app: Flask) -> None:
+    from app.services.scheduler import DeadlineScheduler
+
+    scheduler = DeadlineScheduler(app, app.config["SCHEDULER_POLL_SECONDS"])
+    scheduler.start()
+    app.extensions["gdpr.scheduler"] = scheduler
+    atexit.register(scheduler.shutdown)
 
 
 def _engine(app: Flask) -> Engine:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -19,6 +21,7 @@ from app.services import audit, definitions, users
 users_cli = AppGroup("users", help="Manage users.")
 tokens_cli = AppGroup("tokens", help="Issue API tokens.")
 audit_cli = AppGroup("audit", help="Check the audit trail.")
+events_cli = AppGroup("events", help="Outbound events.")
 
 DEMO_USER = "demo"
 
@@ -136,6 +139,40 @@ def demo() -> None:
     )
 
 
+@click.command("scheduler")
+@with_appcontext
+@click.option("--once", is_flag=True, help="Sweep once and exit (for cron).")
+def scheduler(once: bool) -> None:
+    """Run the deadline scheduler alone, outside the web processes."""
+    from app.services import scheduler as deadline_scheduler
+
+    if once:
+        report = deadline_scheduler.sweep()
+        click.echo(f"fired {report.fired} deadlines, {report.failed} failed")
+        return
+    runner = deadline_scheduler.DeadlineScheduler(
+        current_app._get_current_object(), current_app.config["SCHEDULER_POLL_SECONDS"]
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    runner.start()
+    click.echo("deadline scheduler running; Ctrl+C stops it", err=True)
+    stop.wait()
+    runner.shutdown()
+
+
+@events_cli.command("dispatch")
+@click.option("--limit", default=100, show_default=True, help="Most to send.")
+def dispatch_events(limit: int) -> None:
+    """Send the outbound deliveries that are due, once."""
+    from app.services import events
+
+    attempted = events.dispatch_due(limit=limit)
+    click.echo(f"attempted {attempted} deliveries")
+
+
 def register(app: Flask) -> None:
-    for command in (users_cli, tokens_cli, audit_cli, deploy, demo):
+    commands = (users_cli, tokens_cli, audit_cli, events_cli, deploy, demo, scheduler)
+    for command in commands:
         app.cli.add_command(command)

@@ -16,6 +16,10 @@ def _bool(value: str | None, default: bool = False) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _float(name: str, default: float) -> float:
+    return float(os.environ.get(name, default))
+
+
 def _secret_key(instance_path: Path) -> str:
     """SECRET_KEY, or a random one kept in the instance folder (never a constant)."""
     key = os.environ.get("SECRET_KEY")
@@ -38,6 +42,9 @@ def load(instance_path: Path) -> dict[str, Any]:
         "SQLALCHEMY_DATABASE_URI": os.environ.get("DATABASE_URL", default_db),
         "SECRET_KEY": _secret_key(instance_path),
         "TIMEZONE": os.environ.get("TIMEZONE", "Europe/Amsterdam"),
+        "MEMBER_STATE": os.environ.get("MEMBER_STATE", "NL"),
+        "SCHEDULER_ENABLED": _bool(os.environ.get("SCHEDULER_ENABLED")),
+        "SCHEDULER_POLL_SECONDS": float(os.environ.get("SCHEDULER_POLL_SECONDS", "30")),
         "MAX_CONTENT_LENGTH": int(os.environ.get("MAX_CONTENT_LENGTH", 2 * 1024**2)),
         "WORKFLOWS_DIR": os.environ.get("WORKFLOWS_DIR", "workflows"),
         "FORMS_DIR": os.environ.get("FORMS_DIR", "forms"),
@@ -45,6 +52,14 @@ def load(instance_path: Path) -> dict[str, Any]:
         "SANDBOX_MEMORY_MB": int(os.environ.get("SANDBOX_MEMORY_MB", "512")),
         "SANDBOX_WORKERS": int(os.environ.get("SANDBOX_WORKERS", "2")),
         "LOG_JSON": _bool(os.environ.get("LOG_JSON")),
+        # Signed webhook requests older or newer than this are refused as replays.
+        "WEBHOOK_TOLERANCE_SECONDS": _float("WEBHOOK_TOLERANCE_SECONDS", 300),
+        "EVENTS_TIMEOUT_SECONDS": _float("EVENTS_TIMEOUT_SECONDS", 5),
+        "EVENTS_RETRY_BASE_SECONDS": _float("EVENTS_RETRY_BASE_SECONDS", 30),
+        "EVENTS_RETRY_MAX_SECONDS": _float("EVENTS_RETRY_MAX_SECONDS", 6 * 3600),
+        # A subscriber failing this many times in a row is paused.
+        "EVENTS_MAX_FAILURES": _float("EVENTS_MAX_FAILURES", 8),
+        "EVENTS_DISPATCH_SECONDS": _float("EVENTS_DISPATCH_SECONDS", 10),
         "API_TITLE": "GDPR workflow service",
         "API_VERSION": "v1",
         "OPENAPI_VERSION": "3.0.3",

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask
+from flask import Flask, g, has_request_context, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
 from app.extensions import db
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -23,9 +25,21 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _sqlite_begin(connection: Any) -> None:
-    # IMMEDIATE takes the write lock up front: the embedded default has one
-    # writer at a time, so a task completed twice waits and then sees 409.
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # A change takes the write lock up front (IMMEDIATE): the embedded default has
+    # one writer at a time, so a task completed twice waits and then sees 409.
+    # Reads begin deferred and, in WAL mode, never wait for a writer.
+    connection.exec_driver_sql("BEGIN" if _reading() else "BEGIN IMMEDIATE")
+
+
+def _reading() -> bool:
+    if not has_request_context():
+        return False
+    return request.method in READ_METHODS and not g.get("writes", False)
+
+
+def will_write() -> None:
+    """Mark this request as writing, for a GET that must record something."""
+    g.writes = True
 
 
 def configure(app: Flask) -> None:

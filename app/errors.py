@@ -114,8 +114,10 @@ def _record_denial(denial: dict[str, Any]) -> None:
     """An access refusal is itself an audit event, kept after the rollback."""
     from flask import g
 
+    from app.database import will_write
     from app.services import audit
 
+    will_write()
     user = g.get("user")
     audit.record(
         "access.denied",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import text
 
-from app import create_app
+from app import clock, create_app
 from app.extensions import db
 from app.services import users
 
@@ -185,3 +186,12 @@ def start_instance(officer: Caller) -> Callable[..., dict[str, Any]]:
         return reply.get_json()
 
     return start
+
+
+@pytest.fixture
+def frozen_clock() -> Iterator[clock.Frozen]:
+    """The service's clock, stopped at a known instant; tests move it forward."""
+    frozen = clock.Frozen(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    clock.set_source(frozen)
+    yield frozen
+    clock.reset()

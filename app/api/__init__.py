@@ -8,11 +8,33 @@ from flask import Flask
 from flask_smorest import Api
 from marshmallow import Schema, fields
 
-from app.api import definitions, forms, health, instances, messages, tasks, users
+from app.api import (
+    deadlines,
+    definitions,
+    forms,
+    health,
+    instances,
+    messages,
+    subscribers,
+    tasks,
+    users,
+    webhook_intake,
+    webhooks,
+)
 from app.api.auth import authenticate
 from app.errors import PROBLEM_JSON
 
-PROTECTED = (definitions, forms, instances, tasks, messages, users)
+PROTECTED = (
+    definitions,
+    forms,
+    instances,
+    tasks,
+    messages,
+    deadlines,
+    users,
+    webhooks,
+    subscribers,
+)
 
 
 class FieldErrorSchema(Schema):
@@ -67,4 +89,6 @@ def init_app(app: Flask) -> None:
     for module in PROTECTED:
         api.register_blueprint(module.blp, url_prefix=f"/api/v1/{module.PREFIX}")
     api.register_blueprint(health.blp, url_prefix="/api")
+    # Signed, not bearer-authenticated: outside /api/v1 on purpose.
+    api.register_blueprint(webhook_intake.blp, url_prefix="/webhooks")
     app.extensions["gdpr.api"] = api

@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 
 from app.api.auth import current_user, require_roles
 from app.api.schemas import (
+    DeadlineListSchema,
     Extended,
     InstanceDetailSchema,
     InstanceListArgs,
@@ -18,7 +19,7 @@ from app.api.schemas import (
 )
 from app.extensions import db
 from app.models import Instance
-from app.services import audit, instances
+from app.services import audit, deadlines, instances
 
 PREFIX = "instances"
 blp = Blueprint("instances", __name__, description="Running and finished instances.")
@@ -70,6 +71,16 @@ class InstanceDetail(MethodView):
             history=instances.history(instance),
             audit_events=audit.events_for_instance(instance.id),
         )
+
+
+@blp.route("/<instance_id>/deadlines")
+class InstanceDeadlines(MethodView):
+    @require_roles(*OFFICERS)
+    @blp.response(200, DeadlineListSchema)
+    def get(self, instance_id: str) -> dict[str, Any]:
+        """Every deadline of one instance, pending or closed, by due time."""
+        instance = instances.get_instance(instance_id)
+        return {"items": deadlines.for_instance(instance.id)}
 
 
 @blp.route("/<instance_id>/retry")

@@ -7,6 +7,7 @@ from typing import Any
 from marshmallow import Schema, fields, validate
 
 from app.config import ROLES
+from app.models.deadlines import KINDS as DEADLINE_KINDS
 from app.models.instances import (
     CANCELLED,
     COMPLETED,
@@ -285,3 +286,31 @@ class TokenSchema(Schema):
 class HealthSchema(Schema):
     status = fields.String()
     database = fields.String()
+
+
+class DeadlineSchema(Schema):
+    id = fields.Integer()
+    instance_id = fields.String()
+    name = fields.String()
+    kind = fields.String()
+    action = fields.String()
+    role = fields.String(allow_none=True)
+    due_at = fields.DateTime()
+    state = fields.String()
+    rule = fields.Dict()
+    attempts = fields.Integer()
+    created_at = fields.DateTime()
+    closed_at = fields.DateTime(allow_none=True)
+
+
+class DeadlineListArgs(PageArgs):
+    kind = fields.String(validate=validate.OneOf(DEADLINE_KINDS))
+    before = fields.AwareDateTime()
+
+
+class DeadlinePageSchema(PageSchema):
+    items = fields.List(fields.Nested(DeadlineSchema))
+
+
+class DeadlineListSchema(Schema):
+    items = fields.List(fields.Nested(DeadlineSchema))

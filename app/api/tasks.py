@@ -19,7 +19,7 @@ from app.api.schemas import (
 )
 from app.extensions import db
 from app.models import HumanTask
-from app.services import instances, tasks
+from app.services import tasks
 
 PREFIX = "tasks"
 blp = Blueprint("tasks", __name__, description="The human-task queue.")
@@ -84,6 +84,6 @@ class Complete(MethodView):
     @blp.response(200, TaskCompletedSchema)
     def post(self, body: dict[str, Any], task_id: str) -> dict[str, Any]:
         """Complete a ready task with data that satisfies its form."""
-        task = tasks.complete(current_user(), task_id, body["data"])
+        task, instance = tasks.complete(current_user(), task_id, body["data"])
         db.session.commit()
-        return {"task": task, "instance": instances.get_instance(task.instance_id)}
+        return {"task": task, "instance": instance}

@@ -17,7 +17,7 @@ from app.engine.runtime import (
     TaskNotReady,
     WaitingEvent,
 )
-from app.engine.scripting import OperatorRegistry
+from app.engine.scripting import OperatorError, OperatorRegistry
 
 __all__ = [
     "BpmnProblem",
@@ -25,6 +25,7 @@ __all__ = [
     "EngineTaskError",
     "InvalidBpmn",
     "NotWaiting",
+    "OperatorError",
     "OperatorRegistry",
     "ParsedProcess",
     "ReadyTask",

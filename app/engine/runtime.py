@@ -5,12 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from SpiffWorkflow.bpmn import BpmnEvent
+from SpiffWorkflow.bpmn.specs.event_definitions import timer as timer_module
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
@@ -20,6 +22,7 @@ from SpiffWorkflow.spiff.specs.event_definitions import (
 )
 from SpiffWorkflow.util.task import TaskState
 
+from app import clock
 from app.engine import serialization
 from app.engine.parsing import UserTaskSpec, user_task_spec
 from app.engine.sandbox import Sandbox, ScriptError
@@ -107,10 +110,21 @@ def correlation_hash(message_name: str, values: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+class _ServiceClock(datetime):
+    """datetime whose now() is the service's clock, so timers and deadlines agree."""
+
+    @classmethod
+    def now(cls, tz: Any = None) -> datetime:  # type: ignore[override]
+        moment = clock.now()
+        return moment.astimezone(tz) if tz is not None else moment
+
+
 class Engine:
     """Creates, loads and saves instances with the sandboxed script engine."""
 
     def __init__(self, sandbox: Sandbox, operators: OperatorRegistry) -> None:
+        # The engine's timers ask datetime.now(); make that the service's clock.
+        timer_module.datetime = _ServiceClock
         self.operators = operators
         self.script_engine = SandboxScriptEngine(SandboxEnvironment(sandbox, operators))
 
@@ -129,7 +143,7 @@ class Engine:
         spec: Any,
         subprocess_specs: dict[str, Any],
         stored_version: str,
-        spec_json: str,
+        spec_json: Callable[[], str],
     ) -> RunningInstance:
         workflow = serialization.load_state(
             state, spec, subprocess_specs, stored_version, spec_json
@@ -152,6 +166,8 @@ class RunningInstance:
 
     def __init__(self, workflow: BpmnWorkflow) -> None:
         self.workflow = workflow
+        # What it waited for when loaded: unchanged waits need no rewrite.
+        self.waiting_at_load = self.waiting_events()
 
     @property
     def completed(self) -> bool:
@@ -237,6 +253,11 @@ class RunningInstance:
             }
             for task in done
         ]
+
+    def data(self) -> dict[str, Any]:
+        """The data as the last finished task left it."""
+        last = self.workflow.last_task
+        return dict(last.data) if last is not None else {}
 
     def task_data(self, guid: str) -> dict[str, Any]:
         task = self.workflow.get_task_from_id(UUID(guid))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
@@ -58,13 +59,13 @@ def load_state(
     spec: Any,
     subprocess_specs: dict[str, Any],
     stored_version: str,
-    spec_json: str,
+    spec_json: Callable[[], str],
 ) -> BpmnWorkflow:
     """Rebuild an instance around the already parsed spec objects."""
     serializer = _serializer()
     dct = json.loads(zlib.decompress(state))
     if stored_version != serializer.VERSION:
-        return _load_older(dct, stored_version, spec_json)
+        return _load_older(dct, stored_version, spec_json())
     dct["spec"] = spec
     dct["subprocess_specs"] = {
         name: subprocess_specs[name] for name in dct["subprocess_specs"]

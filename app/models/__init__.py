@@ -1,18 +1,32 @@
 """The database models; importing this package registers every table."""
 
 from app.models.audit import AuditEvent
+from app.models.deadlines import Deadline
 from app.models.definitions import DefinitionVersion, FormVersion, ProcessDefinition
 from app.models.identity import ApiToken, User
 from app.models.instances import HumanTask, Instance, Subscription
+from app.models.integrations import (
+    OutboundDelivery,
+    OutboundEvent,
+    Subscriber,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 __all__ = [
     "ApiToken",
     "AuditEvent",
+    "Deadline",
     "DefinitionVersion",
     "FormVersion",
     "HumanTask",
     "Instance",
+    "OutboundDelivery",
+    "OutboundEvent",
     "ProcessDefinition",
+    "Subscriber",
     "Subscription",
     "User",
+    "WebhookDelivery",
+    "WebhookEndpoint",
 ]

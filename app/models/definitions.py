@@ -53,8 +53,9 @@ class DefinitionVersion(db.Model):
     number: Mapped[int]
     content_sha256: Mapped[str] = mapped_column(String(64))
     filename: Mapped[str] = mapped_column(String(255))
-    bpmn_xml: Mapped[str] = mapped_column(Text)
-    spec_json: Mapped[str] = mapped_column(Text)
+    # Large and rarely read: loaded only when a spec must be rebuilt.
+    bpmn_xml: Mapped[str] = mapped_column(Text, deferred=True)
+    spec_json: Mapped[str] = mapped_column(Text, deferred=True)
     forms: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     user_tasks: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     deployed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

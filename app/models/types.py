@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import DateTime
 from sqlalchemy.types import TypeDecorator
 
+from app import clock
+
 
 class UtcDateTime(TypeDecorator):
     """Aware UTC datetimes on every database (SQLite keeps no zone)."""
@@ -32,4 +34,4 @@ class UtcDateTime(TypeDecorator):
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()

@@ -17,6 +17,7 @@ from app.models.types import utcnow
 logger = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
+HEAD = "audit_chain_head"
 # One chain means one writer at a time; PostgreSQL serializes appends on this lock.
 CHAIN_LOCK = 7_338_001
 
@@ -30,10 +31,12 @@ def record(
     **details: Any,
 ) -> AuditEvent:
     """Append one event; details name ids and field names, never personal values."""
-    _lock_chain()
-    prev = db.session.scalar(
-        select(AuditEvent.sha256).order_by(AuditEvent.id.desc()).limit(1)
-    )
+    prev = db.session.info.get(HEAD)
+    if prev is None:
+        _lock_chain()
+        prev = db.session.scalar(
+            select(AuditEvent.sha256).order_by(AuditEvent.id.desc()).limit(1)
+        )
     event = AuditEvent(
         occurred_at=utcnow(),
         action=action,
@@ -45,8 +48,14 @@ def record(
     )
     event.sha256 = digest(event)
     db.session.add(event)
-    db.session.flush()
+    # Rows of one table are inserted in the order they were added: ids follow the chain.
+    db.session.info[HEAD] = event.sha256
     return event
+
+
+def forget_head(session: Any, transaction: Any) -> None:
+    """A transaction ended: the head is read again, locked, by the next one."""
+    session.info.pop(HEAD, None)
 
 
 def _lock_chain() -> None:

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.engine import EngineTaskError, RunningInstance
@@ -23,7 +23,7 @@ from app.models.instances import (
     TASK_READY,
 )
 from app.models.types import utcnow
-from app.services import audit, definitions
+from app.services import audit, context, deadlines, definitions, events
 from app.services.paging import Page, paginate
 from app.services.runtime import engine
 
@@ -56,7 +56,11 @@ def start(
         definition_version=version.id,
         input_fields=sorted(data),
     )
+    # The row exists before the first step: operators may write rows that name it.
+    instance.state = engine().dump(running)
+    instance.state_format = engine().state_version()
     db.session.add(instance)
+    db.session.flush()
     run_and_save(instance, running, actor_id)
     logger.info("started instance %s of %s", instance.id, bpmn_process_id)
     return instance
@@ -91,7 +95,7 @@ def load(instance: Instance) -> RunningInstance:
         parsed.spec,
         parsed.subprocess_specs,
         instance.state_format,
-        version.spec_json,
+        lambda: version.spec_json,
     )
 
 
@@ -103,7 +107,8 @@ def run_and_save(
 ) -> None:
     """Take one engine step (run to the next wait by default), then save it all."""
     try:
-        (step or running.run)()
+        with context.stepping(instance.id):
+            (step or running.run)()
     except EngineTaskError as error:
         save(instance, running, error)
         audit.record(
@@ -119,7 +124,21 @@ def run_and_save(
     save(instance, running)
     if instance.status == COMPLETED:
         audit.record("instance.completed", actor_id=actor_id, instance_id=instance.id)
+        announce(instance, running, "completed")
         logger.info("completed instance %s", instance.id)
+
+
+def announce(instance: Instance, running: RunningInstance, status: str) -> None:
+    """Tell subscribers, and a request's own status callbacks, how it stands."""
+    ids = {"instance_id": instance.id, "process_id": instance.bpmn_process_id}
+    if status == "completed":
+        events.emit("instance.completed", ids)
+    data = running.data()
+    if "request_type" in data and status == "completed":
+        events.emit("request.completed", {**ids, "request_type": data["request_type"]})
+    urls = data.get("status_callback_urls")
+    if isinstance(urls, list) and urls:
+        events.request_status(instance.id, urls, status)
 
 
 def save(
@@ -155,21 +174,24 @@ def _status(running: RunningInstance, error: EngineTaskError | None) -> str:
 
 def _sync_tasks(instance: Instance, running: RunningInstance) -> None:
     ready = {task.guid: task for task in running.ready_tasks()}
-    open_rows = db.session.scalars(
-        select(HumanTask).where(
-            HumanTask.instance_id == instance.id, HumanTask.status == TASK_READY
+    rows = {
+        row.task_guid: row
+        for row in db.session.scalars(
+            select(HumanTask).where(
+                HumanTask.instance_id == instance.id,
+                or_(HumanTask.status == TASK_READY, HumanTask.task_guid.in_(ready)),
+            )
         )
-    ).all()
-    known = {row.task_guid for row in open_rows}
-    for row in open_rows:
-        if row.task_guid not in ready:
+    }
+    for guid, row in rows.items():
+        if row.status == TASK_READY and guid not in ready:
             row.status = TASK_CANCELLED
     form_ids = instance.definition_version.forms
     for guid, ready_task in ready.items():
-        if guid in known:
+        row = rows.get(guid)
+        if row is not None and row.status == TASK_READY:
             continue
         task = ready_task.spec
-        row = db.session.get(HumanTask, guid)
         if row is None:
             row = HumanTask(task_guid=guid, instance_id=instance.id)
             db.session.add(row)
@@ -179,13 +201,21 @@ def _sync_tasks(instance: Instance, running: RunningInstance) -> None:
         row.form_name, row.purpose = task.form, task.purpose
         row.form_version_id = form_ids.get(task.form) if task.form else None
         row.status, row.claimed_by_id, row.created_at = TASK_READY, None, utcnow()
+        events.emit(
+            "task.created",
+            {"instance_id": instance.id, "task_guid": guid, "bpmn_id": task.bpmn_id},
+        )
 
 
 def _sync_subscriptions(instance: Instance, running: RunningInstance) -> None:
+    waiting = running.waiting_events()
+    if not waiting and not running.waiting_at_load:
+        return
     db.session.execute(
         delete(Subscription).where(Subscription.instance_id == instance.id)
     )
-    for event in running.waiting_events():
+    deadlines.sync_timers(instance.id, [e for e in waiting if e.kind == "timer"])
+    for event in waiting:
         db.session.add(
             Subscription(
                 instance_id=instance.id,
@@ -262,4 +292,5 @@ def cancel(instance_id: str, actor_id: int | None) -> Instance:
     running.cancel()
     save(instance, running, status=CANCELLED)
     audit.record("instance.cancelled", actor_id=actor_id, instance_id=instance.id)
+    announce(instance, running, "cancelled")
     return instance

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from app.engine import TaskNotReady
 from app.errors import Conflict, Forbidden, NotFound
 from app.extensions import db
-from app.models import FormVersion, HumanTask, User
+from app.models import FormVersion, HumanTask, Instance, User
 from app.models.instances import TASK_COMPLETED, TASK_READY
 from app.models.types import utcnow
 from app.services import audit, forms, instances
@@ -68,15 +68,16 @@ def _deny(user: User, task: HumanTask) -> None:
     )
 
 
-def _locked_task(user: User, task_guid: str) -> HumanTask:
+def _locked_task(user: User, task_guid: str) -> tuple[HumanTask, Instance]:
     """Lock the task's instance first, then read the task row fresh."""
     task = get_task(user, task_guid)
-    instances.lock_instance(task.instance_id)
-    return db.session.scalar(
+    instance = instances.lock_instance(task.instance_id)
+    fresh = db.session.scalar(
         select(HumanTask)
         .where(HumanTask.task_guid == task_guid)
         .execution_options(populate_existing=True)
     )
+    return fresh, instance
 
 
 def _require_ready(task: HumanTask) -> None:
@@ -87,7 +88,7 @@ def _require_ready(task: HumanTask) -> None:
 
 
 def claim(user: User, task_guid: str) -> HumanTask:
-    task = _locked_task(user, task_guid)
+    task, _ = _locked_task(user, task_guid)
     _require_ready(task)
     if task.claimed_by_id not in (None, user.id):
         raise Conflict("Another user has claimed this task.", code="task-claimed")
@@ -102,7 +103,7 @@ def claim(user: User, task_guid: str) -> HumanTask:
 
 
 def unclaim(user: User, task_guid: str) -> HumanTask:
-    task = _locked_task(user, task_guid)
+    task, _ = _locked_task(user, task_guid)
     _require_ready(task)
     if task.claimed_by_id is None:
         return task
@@ -133,14 +134,13 @@ def task_data(task: HumanTask) -> dict[str, Any]:
     return forms.data_for_form(form_of(task), data)
 
 
-def complete(user: User, task_guid: str, data: Any) -> HumanTask:
+def complete(user: User, task_guid: str, data: Any) -> tuple[HumanTask, Instance]:
     """Complete a ready task with validated data; a second completion gets 409."""
-    task = _locked_task(user, task_guid)
+    task, instance = _locked_task(user, task_guid)
     _require_ready(task)
     if task.claimed_by_id not in (None, user.id):
         raise Conflict("Another user has claimed this task.", code="task-claimed")
     data = forms.validate_submission(form_of(task), data)
-    instance = instances.lock_instance(task.instance_id)
     running = instances.load(instance)
     _mark_completed(task, user)
     audit.record(
@@ -158,7 +158,7 @@ def complete(user: User, task_guid: str, data: Any) -> HumanTask:
     except TaskNotReady:
         raise Conflict("The task is no longer ready.", code="task-not-ready") from None
     logger.info("task %s of instance %s completed", task_guid, instance.id)
-    return task
+    return task, instance
 
 
 def _mark_completed(task: HumanTask, user: User) -> None:

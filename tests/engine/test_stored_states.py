@@ -36,7 +36,7 @@ def test_a_stored_state_loads_and_runs_to_the_end(engine, parsed):
         parsed.spec,
         parsed.subprocess_specs,
         meta["serializer_version"],
-        parsed.spec_json(),
+        parsed.spec_json,
     )
 
     [task] = running.ready_tasks()

@@ -1,0 +1,355 @@
+"""Legal deadlines, internal targets and reminders; BPMN timers mirrored beside them."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select
+
+from app.calendar import LegalCalendar, Period
+from app.engine import OperatorError, WaitingEvent
+from app.errors import NotFound, ProblemError, Unprocessable
+from app.extensions import db
+from app.models import Deadline
+from app.models.deadlines import (
+    CANCELLED,
+    ESCALATE,
+    KINDS,
+    MET,
+    PENDING,
+    REMIND,
+    WAKE,
+)
+from app.models.types import utcnow
+from app.services import audit, context
+from app.services.paging import Page, paginate
+
+# Derived deadlines follow their legal one: moved, met and cancelled with it.
+TARGET, REMINDER = "target", "reminder"
+
+
+@functools.lru_cache(maxsize=8)
+def _calendar(member_state: str, zone: str) -> LegalCalendar:
+    return LegalCalendar(member_state=member_state, timezone=zone)
+
+
+def calendar() -> LegalCalendar:
+    """The legal calendar of the configured member state and time zone."""
+    config = current_app.config
+    return _calendar(config["MEMBER_STATE"], config["TIMEZONE"])
+
+
+def _parse_time(value: Any, field: str) -> datetime:
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        try:
+            moment = datetime.fromisoformat(str(value))
+        except ValueError:
+            raise _invalid(field, "is not an ISO 8601 date-time") from None
+    if moment.tzinfo is None:
+        raise _invalid(field, "needs a time zone (an offset such as +01:00 or Z)")
+    return moment
+
+
+def _invalid(field: str, message: str) -> Unprocessable:
+    return Unprocessable(
+        f"The deadline's {field} {message}.",
+        errors=[{"field": field, "message": message}],
+    )
+
+
+def _period(text: Any) -> Period:
+    try:
+        return Period.parse(str(text))
+    except ValueError as exc:
+        raise _invalid("period", str(exc)) from None
+
+
+def set_deadline(
+    instance_id: str,
+    name: str,
+    *,
+    start: Any = None,
+    period: Any = None,
+    due_at: Any = None,
+    kind: str = "legal",
+    article: str | None = None,
+    action: str = ESCALATE,
+    role: str | None = "dpo",
+    target_working_days_before: int | None = None,
+    reminder_working_days_before: int | None = None,
+) -> Deadline:
+    """Create or move a named deadline of an instance, with its target and reminder."""
+    if kind not in KINDS:
+        raise _invalid("kind", f"must be one of {', '.join(KINDS)}")
+    due, rule = _due(start, period, due_at, article)
+    deadline = _upsert(instance_id, name, kind, action, role, due, rule)
+    _derived(deadline, TARGET, target_working_days_before)
+    _derived(deadline, REMINDER, reminder_working_days_before)
+    audit.record(
+        "deadline.set",
+        instance_id=instance_id,
+        deadline=name,
+        kind=kind,
+        due_at=due.isoformat(),
+        rule=rule.get("rule"),
+    )
+    return deadline
+
+
+def _due(
+    start: Any, period: Any, due_at: Any, article: str | None
+) -> tuple[datetime, dict[str, Any]]:
+    if due_at is not None:
+        due = _parse_time(due_at, "due_at")
+        return due, {"article": article, "rule": "fixed date"}
+    if start is None or period is None:
+        raise _invalid("period", "needs a start and a period, or a due_at")
+    moment = _parse_time(start, "start")
+    explained = calendar().explain(moment, _period(period))
+    due = datetime.fromisoformat(explained["final_end"])
+    return due, {"article": article, "period": str(period), **explained}
+
+
+def _upsert(
+    instance_id: str,
+    name: str,
+    kind: str,
+    action: str,
+    role: str | None,
+    due: datetime,
+    rule: dict[str, Any],
+) -> Deadline:
+    deadline = _find(instance_id, name)
+    if deadline is None:
+        deadline = Deadline(instance_id=instance_id, name=name)
+        db.session.add(deadline)
+    deadline.kind, deadline.action, deadline.role = kind, action, role
+    deadline.due_at, deadline.rule, deadline.state = due, rule, PENDING
+    deadline.attempts, deadline.retry_at, deadline.closed_at = 0, None, None
+    return deadline
+
+
+def _derived(deadline: Deadline, suffix: str, days_before: int | None) -> None:
+    if days_before is None:
+        return
+    due = calendar().subtract_working_days(deadline.due_at, int(days_before))
+    kind = "internal_target" if suffix == TARGET else "reminder"
+    rule = {
+        "rule": f"{days_before} working days before {deadline.name}",
+        "working_days_before": int(days_before),
+        "of": deadline.name,
+    }
+    _upsert(
+        deadline.instance_id,
+        f"{deadline.name}.{suffix}",
+        kind,
+        REMIND,
+        deadline.role,
+        due,
+        rule,
+    )
+
+
+def _find(instance_id: str, name: str) -> Deadline | None:
+    return db.session.scalar(
+        select(Deadline).where(
+            Deadline.instance_id == instance_id, Deadline.name == name
+        )
+    )
+
+
+def _family(instance_id: str, name: str) -> list[Deadline]:
+    names = [name, f"{name}.{TARGET}", f"{name}.{REMINDER}"]
+    return list(
+        db.session.scalars(
+            select(Deadline).where(
+                Deadline.instance_id == instance_id, Deadline.name.in_(names)
+            )
+        )
+    )
+
+
+def get_deadline(instance_id: str, name: str) -> Deadline:
+    deadline = _find(instance_id, name)
+    if deadline is None:
+        raise NotFound(f"The instance has no deadline named '{name}'.")
+    return deadline
+
+
+def extend(instance_id: str, name: str, by: Any, reason: str | None = None) -> Deadline:
+    """Move a deadline later by a period counted from its current end."""
+    deadline = get_deadline(instance_id, name)
+    if deadline.state != PENDING:
+        raise Unprocessable(
+            f"The deadline '{name}' is {deadline.state} and cannot be extended.",
+            errors=[{"field": "name", "message": f"is {deadline.state}"}],
+        )
+    explained = calendar().explain(deadline.due_at, _period(by))
+    history = [*deadline.rule.get("extensions", []), {"by": str(by), "reason": reason}]
+    rule = {
+        **deadline.rule,
+        "extensions": history,
+        "extended_end": explained["final_end"],
+    }
+    moved = set_deadline(
+        instance_id,
+        name,
+        due_at=explained["final_end"],
+        kind=deadline.kind,
+        article=deadline.rule.get("article"),
+        action=deadline.action,
+        role=deadline.role,
+        **_derived_offsets(instance_id, name),
+    )
+    moved.rule = rule
+    return moved
+
+
+def _derived_offsets(instance_id: str, name: str) -> dict[str, int]:
+    offsets = {}
+    for suffix, key in ((TARGET, "target"), (REMINDER, "reminder")):
+        derived = _find(instance_id, f"{name}.{suffix}")
+        if derived is not None and derived.state == PENDING:
+            days = derived.rule["working_days_before"]
+            offsets[f"{key}_working_days_before"] = days
+    return offsets
+
+
+def close(instance_id: str, name: str, state: str) -> list[Deadline]:
+    """Mark a deadline met or cancelled; its target and reminder go with it."""
+    closed = []
+    for deadline in _family(instance_id, name):
+        if deadline.state != PENDING:
+            continue
+        deadline.state = state if deadline.name == name else CANCELLED
+        deadline.closed_at = utcnow()
+        closed.append(deadline)
+    if not closed:
+        raise NotFound(f"The instance has no pending deadline named '{name}'.")
+    audit.record(f"deadline.{state}", instance_id=instance_id, deadline=name)
+    return closed
+
+
+def sync_timers(instance_id: str, timers: list[WaitingEvent]) -> None:
+    """Mirror the instance's waiting BPMN timers as deadlines that wake it."""
+    waiting = {event.task_guid: event for event in timers if event.due_at is not None}
+    rows = db.session.scalars(
+        select(Deadline).where(
+            Deadline.instance_id == instance_id,
+            Deadline.kind == "bpmn_timer",
+            Deadline.state == PENDING,
+        )
+    ).all()
+    known = set()
+    for row in rows:
+        if row.task_guid in waiting:
+            known.add(row.task_guid)
+            row.due_at = waiting[row.task_guid].due_at
+        else:
+            row.state, row.closed_at = CANCELLED, utcnow()
+    for guid, event in waiting.items():
+        if guid not in known:
+            db.session.add(_timer_deadline(instance_id, event))
+
+
+def _timer_deadline(instance_id: str, event: WaitingEvent) -> Deadline:
+    return Deadline(
+        instance_id=instance_id,
+        name=f"timer:{event.bpmn_id}",
+        kind="bpmn_timer",
+        action=WAKE,
+        task_guid=event.task_guid,
+        due_at=event.due_at,
+        rule={"rule": "BPMN timer", "bpmn_id": event.bpmn_id},
+    )
+
+
+def for_instance(instance_id: str) -> list[Deadline]:
+    return list(
+        db.session.scalars(
+            select(Deadline)
+            .where(Deadline.instance_id == instance_id)
+            .order_by(Deadline.due_at, Deadline.id)
+        )
+    )
+
+
+def pending(
+    *,
+    kind: str | None = None,
+    before: datetime | None = None,
+    page: int = 1,
+    page_size: int = 50,
+) -> Page:
+    """Every pending deadline across instances, soonest first, by the due index."""
+    query = select(Deadline).where(Deadline.state == PENDING)
+    if kind:
+        query = query.where(Deadline.kind == kind)
+    if before:
+        query = query.where(Deadline.due_at <= before)
+    return paginate(query, (Deadline.due_at, Deadline.id), page, page_size)
+
+
+def _as_reply(deadline: Deadline) -> dict[str, Any]:
+    family = {d.name: d for d in _family(deadline.instance_id, deadline.name)}
+    target = family.get(f"{deadline.name}.{TARGET}")
+    reminder = family.get(f"{deadline.name}.{REMINDER}")
+    return {
+        "name": deadline.name,
+        "due_at": deadline.due_at.isoformat(),
+        "target_at": target.due_at.isoformat() if target else None,
+        "reminder_at": reminder.due_at.isoformat() if reminder else None,
+        "article": deadline.rule.get("article"),
+    }
+
+
+# Service-task operators: a BPMN timer reads the same `due_at` the table holds.
+
+
+def set_operator(name: str, **params: Any) -> dict[str, Any]:
+    """Set a named deadline of this instance; returns its due_at for a timer."""
+    return _as_reply(set_deadline(context.current_instance_id(), name, **params))
+
+
+def extend_operator(name: str, by: str, reason: str | None = None) -> dict[str, Any]:
+    """Extend a named deadline of this instance by a period."""
+    return _as_reply(extend(context.current_instance_id(), name, by, reason))
+
+
+def met_operator(name: str) -> dict[str, Any]:
+    """Mark a named deadline of this instance as met."""
+    close(context.current_instance_id(), name, MET)
+    return {"name": name, "state": MET}
+
+
+def cancel_operator(name: str) -> dict[str, Any]:
+    """Cancel a named deadline of this instance."""
+    close(context.current_instance_id(), name, CANCELLED)
+    return {"name": name, "state": CANCELLED}
+
+
+def _operator(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Refusals reach the designer as a task error with their plain message."""
+
+    @functools.wraps(function)
+    def call(**params: Any) -> Any:
+        try:
+            return function(**params)
+        except ProblemError as error:
+            raise OperatorError(error.detail) from None
+
+    return call
+
+
+OPERATORS = {
+    "deadlines.set": _operator(set_operator),
+    "deadlines.extend": _operator(extend_operator),
+    "deadlines.met": _operator(met_operator),
+    "deadlines.cancel": _operator(cancel_operator),
+}

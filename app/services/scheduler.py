@@ -1,0 +1,223 @@
+"""Fire due deadlines exactly once; APScheduler only decides when to look."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from flask import Flask
+from sqlalchemy import func, or_, select
+
+from app import clock
+from app.extensions import db
+from app.models import Deadline
+from app.models.deadlines import ESCALATE, FIRED, PENDING, REMIND, WAKE
+from app.models.instances import CANCELLED, COMPLETED
+from app.services import audit, instances
+
+logger = logging.getLogger(__name__)
+
+BATCH = 100
+MAX_ATTEMPTS = 5
+
+
+@dataclass
+class SweepReport:
+    fired: int = 0
+    failed: int = 0
+    fired_ids: list[int] = field(default_factory=list)
+
+
+def _due(now: datetime) -> list[Deadline]:
+    """Claim a batch: rows another sweeper holds are skipped, never taken twice."""
+    query = (
+        select(Deadline)
+        .where(
+            Deadline.state == PENDING,
+            Deadline.due_at <= now,
+            or_(Deadline.retry_at.is_(None), Deadline.retry_at <= now),
+        )
+        .order_by(Deadline.due_at, Deadline.id)
+        .limit(BATCH)
+        .with_for_update(skip_locked=True)
+    )
+    return list(db.session.scalars(query))
+
+
+def sweep(now: datetime | None = None, limit: int = 10_000) -> SweepReport:
+    """Fire every deadline due by `now`, each in its own savepoint."""
+    now = now or clock.now()
+    report = SweepReport()
+    while report.fired + report.failed < limit:
+        batch = _due(now)
+        if not batch:
+            db.session.commit()
+            break
+        for deadline in batch:
+            _fire_one(deadline, now, report)
+        db.session.commit()
+    if report.fired or report.failed:
+        logger.info("sweep fired %s deadlines, %s failed", report.fired, report.failed)
+    return report
+
+
+def _fire_one(deadline: Deadline, now: datetime, report: SweepReport) -> None:
+    try:
+        with db.session.begin_nested():
+            _fire(deadline, now)
+            deadline.state, deadline.closed_at = FIRED, now
+    except Exception:
+        logger.exception(
+            "deadline %s of instance %s failed", deadline.id, deadline.instance_id
+        )
+        deadline.attempts += 1
+        deadline.last_error = "firing failed; see the service log"
+        deadline.retry_at = now + timedelta(minutes=2**deadline.attempts)
+        if deadline.attempts >= MAX_ATTEMPTS:
+            deadline.retry_at = now + timedelta(days=1)
+        report.failed += 1
+        return
+    report.fired += 1
+    report.fired_ids.append(deadline.id)
+
+
+def _fire(deadline: Deadline, now: datetime) -> None:
+    audit.record(
+        "deadline.fired",
+        instance_id=deadline.instance_id,
+        deadline=deadline.name,
+        kind=deadline.kind,
+        does=deadline.action,
+        late_seconds=int((now - deadline.due_at).total_seconds()),
+    )
+    if deadline.action == WAKE:
+        _wake(deadline.instance_id)
+    elif deadline.action in (REMIND, ESCALATE):
+        _notify(deadline)
+
+
+def _wake(instance_id: str) -> None:
+    """Refresh the instance's timers and run it on, as a timer firing does."""
+    instance = instances.lock_instance(instance_id)
+    if instance.status in (COMPLETED, CANCELLED):
+        return
+    instances.run_and_save(instance, instances.load(instance), None)
+
+
+def _notify(deadline: Deadline) -> None:
+    from app.services import events
+
+    event_type = (
+        "deadline.missed" if deadline.action == ESCALATE else "deadline.approaching"
+    )
+    events.emit(
+        event_type,
+        {
+            "instance_id": deadline.instance_id,
+            "deadline": deadline.name,
+            "kind": deadline.kind,
+            "due_at": deadline.due_at.isoformat(),
+            "article": deadline.rule.get("article"),
+            "role": deadline.role,
+        },
+    )
+
+
+def next_due_at() -> datetime | None:
+    """When the earliest pending deadline falls due (or may be retried)."""
+    due = db.session.scalar(
+        select(func.min(Deadline.due_at)).where(
+            Deadline.state == PENDING, Deadline.retry_at.is_(None)
+        )
+    )
+    retry = db.session.scalar(
+        select(func.min(Deadline.retry_at)).where(Deadline.state == PENDING)
+    )
+    db.session.commit()
+    times = [moment for moment in (due, retry) if moment is not None]
+    return min(times) if times else None
+
+
+class DeadlineScheduler:
+    """One APScheduler job that sleeps until the next deadline, then sweeps."""
+
+    JOB_ID = "deadline-sweep"
+
+    def __init__(self, app: Flask, poll_seconds: float = 30.0) -> None:
+        self.app = app
+        self.poll = timedelta(seconds=poll_seconds)
+        self._scheduler = BackgroundScheduler(timezone="UTC")
+        self._lock = threading.Lock()
+        self.sweeps = 0
+
+    def start(self) -> None:
+        """Start and sweep at once: what came due while stopped fires now."""
+        self._scheduler.start()
+        self._plan(clock.now())
+        self._scheduler.add_job(
+            self._dispatch,
+            "interval",
+            seconds=self.app.config["EVENTS_DISPATCH_SECONDS"],
+            id="outbound-dispatch",
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+        )
+        logger.info("deadline scheduler started")
+
+    def shutdown(self) -> None:
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=True)
+
+    def nudge(self, when: datetime) -> None:
+        """Wake earlier than planned, for a deadline made in this process."""
+        job = self._scheduler.get_job(self.JOB_ID)
+        planned = job.next_run_time if job is not None else None
+        wanted = datetime.now(UTC) + max(when - clock.now(), timedelta(0))
+        if planned is None or wanted < planned:
+            self._plan(when)
+
+    def _plan(self, when: datetime) -> None:
+        # APScheduler sleeps on the real clock; the delay comes from the service's.
+        delay = max(when - clock.now(), timedelta(0))
+        with self._lock:
+            self._scheduler.add_job(
+                self._run,
+                "date",
+                run_date=datetime.now(UTC) + delay,
+                id=self.JOB_ID,
+                replace_existing=True,
+                misfire_grace_time=None,
+                coalesce=True,
+            )
+
+    def _dispatch(self) -> None:
+        """Send the outbound events and status callbacks that are due."""
+        from app.services import events
+
+        with self.app.app_context():
+            try:
+                events.dispatch_due()
+            except Exception:
+                logger.exception("outbound dispatch failed")
+                db.session.rollback()
+            finally:
+                db.session.remove()
+
+    def _run(self) -> None:
+        with self.app.app_context():
+            try:
+                sweep()
+                upcoming = next_due_at()
+            except Exception:
+                logger.exception("deadline sweep failed")
+                db.session.rollback()
+                upcoming = None
+            finally:
+                db.session.remove()
+        self.sweeps += 1
+        wake = clock.now() + self.poll
+        self._plan(min(upcoming, wake) if upcoming else wake)

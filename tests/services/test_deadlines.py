@@ -1,0 +1,220 @@
+"""Legal deadlines from BPMN, the timers that read them, and the sweep that fires."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from app.extensions import db
+from app.models import AuditEvent, Deadline
+from app.services import deadlines, scheduler
+from tests.conftest import DATA
+
+REQUEST = (DATA / "request_deadline.bpmn").read_bytes()
+RECEIVED = "2026-03-02T10:00:00+01:00"
+
+
+@pytest.fixture
+def request_instance(frozen_clock, deploy, start_instance):
+    assert deploy(REQUEST, "request_deadline.bpmn").status_code == 201
+    return start_instance("request_deadline", data={"received_at": RECEIVED})
+
+
+def _deadlines(officer, instance_id):
+    reply = officer.get(f"/api/v1/instances/{instance_id}/deadlines").get_json()
+    return {item["name"]: item for item in reply["items"]}
+
+
+def test_a_request_gets_its_legal_deadline_target_and_reminder(
+    request_instance, officer
+):
+    found = _deadlines(officer, request_instance["id"])
+
+    reply = found["reply"]
+    assert reply["kind"] == "legal"
+    assert reply["rule"]["article"] == "Art 12(3)"
+    assert reply["rule"]["rule"] == "Regulation 1182/71 Art 3(2)(c)"
+    assert reply["due_at"].startswith("2026-04-02T21:59:59")
+    assert found["reply.target"]["due_at"].startswith("2026-03-30T")
+    assert found["reply.reminder"]["due_at"].startswith("2026-03-26T")
+
+
+def test_the_bpmn_timer_reads_the_same_absolute_time(request_instance, officer):
+    found = _deadlines(officer, request_instance["id"])
+
+    timer = found["timer:deadline_passed"]
+    assert timer["kind"] == "bpmn_timer"
+    assert timer["due_at"] == found["reply"]["due_at"]
+
+
+def test_nothing_fires_before_its_time(app, request_instance, frozen_clock):
+    with app.app_context():
+        report = scheduler.sweep(frozen_clock.advance(days=20))
+
+    assert report.fired == 0
+
+
+def test_the_reminder_fires_first_and_only_once(
+    app, request_instance, frozen_clock, officer
+):
+    with app.app_context():
+        first = scheduler.sweep(datetime(2026, 3, 27, 9, tzinfo=UTC))
+        second = scheduler.sweep(datetime(2026, 3, 27, 10, tzinfo=UTC))
+
+    assert (first.fired, second.fired) == (1, 0)
+    states = {
+        n: d["state"] for n, d in _deadlines(officer, request_instance["id"]).items()
+    }
+    assert states["reply.reminder"] == "fired"
+    assert states["reply"] == "pending"
+
+
+def test_a_missed_deadline_wakes_the_instance_and_escalates(
+    app, request_instance, frozen_clock, officer, dpo
+):
+    frozen_clock.at = datetime(2026, 4, 3, 8, tzinfo=UTC)
+    with app.app_context():
+        report = scheduler.sweep()
+
+    assert report.fired == 4
+    queue = dpo.get("/api/v1/tasks").get_json()["items"]
+    assert [task["bpmn_id"] for task in queue] == ["escalated"]
+    assert officer.get("/api/v1/tasks").get_json()["total"] == 0
+    with app.app_context():
+        actions = db.session.scalars(
+            select(AuditEvent.details).where(AuditEvent.action == "deadline.fired")
+        ).all()
+    assert sorted(a["deadline"] for a in actions) == [
+        "reply",
+        "reply.reminder",
+        "reply.target",
+        "timer:deadline_passed",
+    ]
+
+
+def test_answering_in_time_meets_the_deadline_and_cancels_the_rest(
+    app, request_instance, frozen_clock, officer
+):
+    task = officer.get("/api/v1/tasks").get_json()["items"][0]
+
+    officer.post(f"/api/v1/tasks/{task['id']}/complete", json={"data": {}})
+
+    states = {
+        n: d["state"] for n, d in _deadlines(officer, request_instance["id"]).items()
+    }
+    assert states == {
+        "reply": "met",
+        "reply.target": "cancelled",
+        "reply.reminder": "cancelled",
+        "timer:deadline_passed": "cancelled",
+    }
+    with app.app_context():
+        assert scheduler.sweep(datetime(2026, 5, 1, tzinfo=UTC)).fired == 0
+
+
+def test_an_extension_moves_the_deadline_and_its_followers(app, request_instance):
+    with app.app_context():
+        moved = deadlines.extend(request_instance["id"], "reply", "P2M", "complex")
+        db.session.commit()
+        family = {d.name: d for d in deadlines.for_instance(request_instance["id"])}
+
+    assert moved.due_at.date().isoformat() == "2026-06-02"
+    assert moved.rule["extensions"] == [{"by": "P2M", "reason": "complex"}]
+    assert family["reply.target"].due_at.date().isoformat() == "2026-05-28"
+
+
+def test_the_overview_lists_pending_deadlines_soonest_first(request_instance, officer):
+    items = officer.get("/api/v1/deadlines").get_json()["items"]
+
+    dues = [item["due_at"] for item in items]
+    assert dues == sorted(dues)
+    assert [item["name"] for item in items][0] == "reply.reminder"
+    legal = officer.get("/api/v1/deadlines?kind=legal").get_json()["items"]
+    assert [item["name"] for item in legal] == ["reply"]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"start": "yesterday", "period": "P1M"}, "start"),
+        ({"start": "2026-03-02T10:00:00", "period": "P1M"}, "start"),
+        ({"start": RECEIVED, "period": "soon"}, "period"),
+        ({"start": RECEIVED}, "period"),
+    ],
+    ids=["not-a-time", "naive", "bad-period", "no-period"],
+)
+def test_a_deadline_that_cannot_be_computed_is_refused(
+    app, request_instance, params, field
+):
+    from app.errors import Unprocessable
+
+    with app.app_context(), pytest.raises(Unprocessable) as refused:
+        deadlines.set_deadline(request_instance["id"], "other", **params)
+
+    assert refused.value.errors[0]["field"] == field
+
+
+def _due_reminders(app, instance_id, count):
+    due = datetime(2026, 1, 1, tzinfo=UTC)
+    with app.app_context():
+        db.session.add_all(
+            Deadline(
+                instance_id=instance_id,
+                name=f"r{n}",
+                kind="reminder",
+                action="remind",
+                due_at=due + timedelta(seconds=n),
+            )
+            for n in range(count)
+        )
+        db.session.commit()
+
+
+def test_two_schedulers_fire_each_deadline_exactly_once(app, request_instance):
+    _due_reminders(app, request_instance["id"], 150)
+    reports = []
+
+    def run() -> None:
+        with app.app_context():
+            reports.append(scheduler.sweep(datetime(2026, 1, 2, tzinfo=UTC)))
+            db.session.remove()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sum(report.fired for report in reports) == 150
+    fired = [i for report in reports for i in report.fired_ids]
+    assert len(fired) == len(set(fired)) == 150
+    with app.app_context():
+        events = db.session.scalar(
+            select(func.count()).where(AuditEvent.action == "deadline.fired")
+        )
+    assert events == 150
+
+
+def test_deadlines_missed_while_stopped_fire_when_the_scheduler_starts(
+    app, request_instance, frozen_clock
+):
+    _due_reminders(app, request_instance["id"], 3)
+    runner = scheduler.DeadlineScheduler(app, poll_seconds=60)
+
+    runner.start()
+    try:
+        for _ in range(100):
+            if runner.sweeps:
+                break
+            threading.Event().wait(0.01)
+    finally:
+        runner.shutdown()
+
+    with app.app_context():
+        states = db.session.scalars(
+            select(Deadline.state).where(Deadline.name.in_(["r0", "r1", "r2"]))
+        ).all()
+    assert states == ["fired"] * 3

@@ -1,0 +1,96 @@
+"""The instance lifecycle and the scheduler feed the outbound events."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import OutboundDelivery, OutboundEvent
+from app.services import events, scheduler
+from tests.services.test_deadlines import RECEIVED, REQUEST
+from tests.services.test_events import _subscribe
+
+
+def _sent_types(receiver):
+    return [request["headers"]["X-Event-Type"] for request in receiver.requests]
+
+
+def test_a_new_task_and_a_finished_instance_reach_subscribers(
+    ctx, receiver, review_process, start_instance, officer, dpo
+):
+    _subscribe(receiver.url, "task.created", "instance.completed")
+    instance = start_instance()
+    prepare = officer.get("/api/v1/tasks").get_json()["items"][0]
+    officer.post(
+        f"/api/v1/tasks/{prepare['id']}/complete", json={"data": {"summary": "s"}}
+    )
+    approve = dpo.get("/api/v1/tasks").get_json()["items"][0]
+    dpo.post(
+        f"/api/v1/tasks/{approve['id']}/complete", json={"data": {"approved": True}}
+    )
+
+    while events.dispatch_due():
+        pass
+
+    assert _sent_types(receiver) == [
+        "task.created",
+        "task.created",
+        "instance.completed",
+    ]
+    bodies = [json.loads(request["body"]) for request in receiver.requests]
+    assert all(body["data"]["instance_id"] == instance["id"] for body in bodies)
+    assert "s" not in [value for body in bodies for value in body["data"].values()]
+
+
+def test_no_subscriber_means_no_outbox_rows(ctx, review_process, start_instance):
+    start_instance()
+
+    assert db.session.scalars(select(OutboundEvent)).all() == []
+
+
+def test_a_fired_reminder_and_a_missed_deadline_are_announced(
+    ctx, receiver, frozen_clock, deploy, start_instance
+):
+    _subscribe(receiver.url, "deadline.approaching", "deadline.missed")
+    deploy(REQUEST, "request_deadline.bpmn")
+    start_instance("request_deadline", data={"received_at": RECEIVED})
+
+    scheduler.sweep(datetime(2026, 4, 3, 8, tzinfo=UTC))
+    while events.dispatch_due(datetime(2026, 4, 3, 8, tzinfo=UTC)):
+        pass
+
+    assert sorted(_sent_types(receiver)) == [
+        "deadline.approaching",
+        "deadline.approaching",
+        "deadline.missed",
+    ]
+
+
+def test_a_cancelled_request_tells_its_status_callbacks(ctx, dsr_request, dpo):
+    instance_id, _secret = dsr_request
+
+    dpo.post(f"/api/v1/instances/{instance_id}/cancel")
+
+    statuses = [
+        event.payload["request_status"]
+        for event in db.session.scalars(
+            select(OutboundEvent).where(OutboundEvent.event_type == "request.status")
+        )
+    ]
+    assert statuses == ["pending", "cancelled"]
+    assert db.session.scalars(select(OutboundDelivery)).all()
+
+
+def test_the_scheduler_also_dispatches_outbound_events(app):
+    runner = scheduler.DeadlineScheduler(app, poll_seconds=60)
+    runner.start()
+    try:
+        job = runner._scheduler.get_job("outbound-dispatch")
+    finally:
+        runner.shutdown()
+
+    assert job is not None
+    assert job.trigger.interval.total_seconds() == app.config["EVENTS_DISPATCH_SECONDS"]
