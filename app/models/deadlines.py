@@ -23,6 +23,7 @@ class Deadline(db.Model):
     __table_args__ = (
         Index("ix_deadlines_due", "state", "due_at"),
         Index("ix_deadlines_instance_name", "instance_id", "name"),
+        Index("ix_deadlines_retry", "state", "retry_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -18,6 +18,7 @@ logger = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
 HEAD = "audit_chain_head"
+HEAD_SET_IN = "audit_chain_head_transaction"
 # One chain means one writer at a time; PostgreSQL serializes appends on this lock.
 CHAIN_LOCK = 7_338_001
 
@@ -50,12 +51,22 @@ def record(
     db.session.add(event)
     # Rows of one table are inserted in the order they were added: ids follow the chain.
     db.session.info[HEAD] = event.sha256
+    db.session.info[HEAD_SET_IN] = id(_innermost(db.session))
     return event
 
 
+def _innermost(session: Any) -> Any:
+    session = session() if callable(session) else session
+    return session.get_nested_transaction() or session.get_transaction()
+
+
 def forget_head(session: Any, transaction: Any) -> None:
-    """A transaction ended: the head is read again, locked, by the next one."""
-    session.info.pop(HEAD, None)
+    """The (sub)transaction that moved the head ended: read the head again next time."""
+    # A savepoint that appended nothing leaves the head as it was; one that did
+    # may be rolled back, so the head is read from the database afresh.
+    if transaction.parent is None or session.info.get(HEAD_SET_IN) == id(transaction):
+        session.info.pop(HEAD, None)
+        session.info.pop(HEAD_SET_IN, None)
 
 
 def _lock_chain() -> None:

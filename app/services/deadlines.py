@@ -18,6 +18,7 @@ from app.models import Deadline
 from app.models.deadlines import (
     CANCELLED,
     ESCALATE,
+    FIRED,
     KINDS,
     MET,
     PENDING,
@@ -247,15 +248,35 @@ def sync_timers(instance_id: str, timers: list[WaitingEvent]) -> None:
         )
     ).all()
     known = set()
+    now = utcnow()
     for row in rows:
         if row.task_guid in waiting:
             known.add(row.task_guid)
             row.due_at = waiting[row.task_guid].due_at
         else:
-            row.state, row.closed_at = CANCELLED, utcnow()
+            _timer_ended(row, now)
     for guid, event in waiting.items():
         if guid not in known:
             db.session.add(_timer_deadline(instance_id, event))
+
+
+def _timer_ended(row: Deadline, now: datetime) -> None:
+    """A timer no longer waits: past its time it fired, before it, it was cancelled."""
+    # Every engine step refreshes timers first, so a due timer fires before
+    # anything else can end its wait.
+    row.closed_at = now
+    if row.due_at > now:
+        row.state = CANCELLED
+        return
+    row.state = FIRED
+    audit.record(
+        "deadline.fired",
+        instance_id=row.instance_id,
+        deadline=row.name,
+        kind=row.kind,
+        does=row.action,
+        late_seconds=int((now - row.due_at).total_seconds()),
+    )
 
 
 def _timer_deadline(instance_id: str, event: WaitingEvent) -> Deadline:

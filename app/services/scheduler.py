@@ -67,8 +67,9 @@ def sweep(now: datetime | None = None, limit: int = 10_000) -> SweepReport:
 def _fire_one(deadline: Deadline, now: datetime, report: SweepReport) -> None:
     try:
         with db.session.begin_nested():
-            _fire(deadline, now)
+            # Fired before the wake, so the wake's own timer sync leaves it alone.
             deadline.state, deadline.closed_at = FIRED, now
+            _fire(deadline, now)
     except Exception:
         logger.exception(
             "deadline %s of instance %s failed", deadline.id, deadline.instance_id
@@ -134,7 +135,9 @@ def next_due_at() -> datetime | None:
         )
     )
     retry = db.session.scalar(
-        select(func.min(Deadline.retry_at)).where(Deadline.state == PENDING)
+        select(func.min(Deadline.retry_at)).where(
+            Deadline.state == PENDING, Deadline.retry_at.is_not(None)
+        )
     )
     db.session.commit()
     times = [moment for moment in (due, retry) if moment is not None]
@@ -151,6 +154,7 @@ class DeadlineScheduler:
         self.poll = timedelta(seconds=poll_seconds)
         self._scheduler = BackgroundScheduler(timezone="UTC")
         self._lock = threading.Lock()
+        self._stopping = False
         self.sweeps = 0
 
     def start(self) -> None:
@@ -169,6 +173,10 @@ class DeadlineScheduler:
         logger.info("deadline scheduler started")
 
     def shutdown(self) -> None:
+        # APScheduler's shutdown holds its job-store lock while it waits for a
+        # running sweep; a sweep re-planning itself then would wait forever.
+        with self._lock:
+            self._stopping = True
         if self._scheduler.running:
             self._scheduler.shutdown(wait=True)
 
@@ -184,6 +192,8 @@ class DeadlineScheduler:
         # APScheduler sleeps on the real clock; the delay comes from the service's.
         delay = max(when - clock.now(), timedelta(0))
         with self._lock:
+            if self._stopping:
+                return
             self._scheduler.add_job(
                 self._run,
                 "date",

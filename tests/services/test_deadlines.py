@@ -218,3 +218,49 @@ def test_deadlines_missed_while_stopped_fire_when_the_scheduler_starts(
             select(Deadline.state).where(Deadline.name.in_(["r0", "r1", "r2"]))
         ).all()
     assert states == ["fired"] * 3
+
+
+def test_a_timer_that_fires_during_another_step_is_recorded_as_fired(
+    app, frozen_clock, deploy, start_instance, dpo
+):
+    deploy((DATA / "parallel_timer.bpmn").read_bytes(), "parallel_timer.bpmn")
+    instance = start_instance("parallel_timer", data={"due_at": "2026-03-02T12:00:00Z"})
+    other = dpo.get("/api/v1/tasks").get_json()["items"][0]
+    frozen_clock.advance(hours=4)
+
+    dpo.post(f"/api/v1/tasks/{other['id']}/complete", json={"data": {}})
+
+    queue = [task["bpmn_id"] for task in dpo.get("/api/v1/tasks").get_json()["items"]]
+    assert queue == ["after_timer"]
+    timer = _deadlines(dpo, instance["id"])["timer:wait"]
+    assert timer["state"] == "fired"
+    with app.app_context():
+        assert scheduler.sweep().fired == 0
+        fired = db.session.scalar(
+            select(func.count()).where(AuditEvent.action == "deadline.fired")
+        )
+    assert fired == 1
+
+
+def test_the_audit_chain_holds_after_a_sweep_with_a_failure(
+    app, request_instance, monkeypatch
+):
+    _due_reminders(app, request_instance["id"], 4)
+    calls = {"n": 0}
+    real = scheduler._notify
+
+    def flaky(deadline):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("subscriber table unavailable")
+        real(deadline)
+
+    monkeypatch.setattr(scheduler, "_notify", flaky)
+    with app.app_context():
+        report = scheduler.sweep(datetime(2026, 1, 2, tzinfo=UTC))
+        from app.services import audit
+
+        chain = audit.verify()
+
+    assert (report.fired, report.failed) == (3, 1)
+    assert chain.ok, chain
