@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -264,3 +267,26 @@ def test_the_audit_chain_holds_after_a_sweep_with_a_failure(
 
     assert (report.fired, report.failed) == (3, 1)
     assert chain.ok, chain
+
+
+def test_two_scheduler_processes_fire_each_deadline_exactly_once(
+    app, request_instance, database_url
+):
+    _due_reminders(app, request_instance["id"], 200)
+    env = {**os.environ, "DATABASE_URL": database_url, "SCHEDULER_ENABLED": "0"}
+    command = [sys.executable, "-m", "flask", "--app", "app", "scheduler", "--once"]
+
+    runs = [
+        subprocess.Popen(command, env=env, stdout=subprocess.PIPE) for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=60)[0].decode() for run in runs]
+
+    assert [run.returncode for run in runs] == [0, 0]
+    fired = sum(int(output.split()[1]) for output in outputs)
+    with app.app_context():
+        events = db.session.scalars(
+            select(AuditEvent.details).where(AuditEvent.action == "deadline.fired")
+        ).all()
+    names = [event["deadline"] for event in events]
+    # The processes read the real clock: the request's own four are due too.
+    assert fired == len(names) == len(set(names)) == 204
