@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FLASK := $(BIN)/flask --app app
 
-.PHONY: run test test-sqlite test-postgres bench lint format assets clean
+.PHONY: run test bench lint format assets clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,14 @@ test: $(STAMP)
 PG_TEST_URL_PLAIN ?= postgresql://postgres@127.0.0.1:5432/test
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
+# Benchmarks, each beside a bare-engine reference from the same run; results go
+# to bench/results/. Set BENCH_POSTGRES to a database they may empty (not test).
+BENCH_POSTGRES ?= postgresql+psycopg://postgres@127.0.0.1:5432/bench
+
 bench: $(STAMP)
-	$(BIN)/python bench/engine_overhead.py
+	$(BIN)/python bench/engine_overhead.py --postgres '$(BENCH_POSTGRES)'
+	$(BIN)/python bench/deadlines.py --postgres '$(BENCH_POSTGRES)'
+	$(BIN)/python bench/sandbox.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check app tests bench

@@ -24,6 +24,8 @@ class Deadline(db.Model):
         Index("ix_deadlines_due", "state", "due_at"),
         Index("ix_deadlines_instance_name", "instance_id", "name"),
         Index("ix_deadlines_retry", "state", "retry_at"),
+        # One instance's pending timers, read on every save that waits on one.
+        Index("ix_deadlines_instance_kind", "instance_id", "kind", "state"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
