@@ -16,12 +16,13 @@ from app.config import ROLES
 from app.errors import ProblemError
 from app.extensions import db
 from app.models import User
-from app.services import audit, definitions, users
+from app.services import audit, catalogue, definitions, users
 
 users_cli = AppGroup("users", help="Manage users.")
 tokens_cli = AppGroup("tokens", help="Issue API tokens.")
 audit_cli = AppGroup("audit", help="Check the audit trail.")
 events_cli = AppGroup("events", help="Outbound events.")
+registry_cli = AppGroup("registry", help="The personal-data registry.")
 
 DEMO_USER = "demo"
 
@@ -86,6 +87,21 @@ def verify_audit() -> None:
     sys.exit(1)
 
 
+@registry_cli.command("load")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--replace", is_flag=True, help="Also remove what the file omits.")
+def load_registry(path: Path, replace: bool) -> None:
+    """Load a YAML catalogue, whole or not at all; loading it again changes nothing."""
+    try:
+        report = catalogue.load_catalogue(path, replace=replace)
+    except ProblemError as error:
+        _fail(error)
+    db.session.commit()
+    for kind, counts in report.counts().items():
+        summary = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
+        click.echo(f"{kind}: {summary or 'none'}")
+
+
 @click.command("deploy")
 @with_appcontext
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
@@ -117,8 +133,9 @@ def _deploy(paths: tuple[Path, ...]) -> list[definitions.Deployment]:
 @click.command("demo")
 @with_appcontext
 def demo() -> None:
-    """Deploy the bundled workflows and create the demo user once, with a token."""
+    """Load the demo catalogue, deploy the workflows, and make the demo user once."""
     try:
+        catalogue.load_catalogue(catalogue.DEMO)
         _deploy(())
     except ProblemError as error:
         _fail(error)
@@ -173,6 +190,15 @@ def dispatch_events(limit: int) -> None:
 
 
 def register(app: Flask) -> None:
-    commands = (users_cli, tokens_cli, audit_cli, events_cli, deploy, demo, scheduler)
+    commands = (
+        users_cli,
+        tokens_cli,
+        audit_cli,
+        events_cli,
+        registry_cli,
+        deploy,
+        demo,
+        scheduler,
+    )
     for command in commands:
         app.cli.add_command(command)

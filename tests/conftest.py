@@ -95,6 +95,11 @@ class Caller:
             url, headers=self._headers(kwargs.pop("headers", None)), **kwargs
         )
 
+    def put(self, url: str, **kwargs: Any) -> Any:
+        return self.client.put(
+            url, headers=self._headers(kwargs.pop("headers", None)), **kwargs
+        )
+
     def delete(self, url: str, **kwargs: Any) -> Any:
         return self.client.delete(
             url, headers=self._headers(kwargs.pop("headers", None)), **kwargs

@@ -15,6 +15,7 @@ from app.api import (
     health,
     instances,
     messages,
+    registry,
     subscribers,
     tasks,
     users,
@@ -34,6 +35,7 @@ PROTECTED = (
     users,
     webhooks,
     subscribers,
+    registry,
 )
 
 

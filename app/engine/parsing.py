@@ -42,9 +42,12 @@ class UnsafeXml(ValueError):
 class BpmnProblem:
     element_id: str | None
     message: str
+    # The registry field a problem is about, when it is about one.
+    field: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"element_id": self.element_id, "message": self.message}
+        named = {"element_id": self.element_id, "message": self.message}
+        return {**named, "field": self.field} if self.field else named
 
 
 class InvalidBpmn(ValueError):

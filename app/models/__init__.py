@@ -12,20 +12,25 @@ from app.models.integrations import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from app.models.registry import Entity, Field, Purpose, System
 
 __all__ = [
     "ApiToken",
     "AuditEvent",
     "Deadline",
     "DefinitionVersion",
+    "Entity",
+    "Field",
     "FormVersion",
     "HumanTask",
     "Instance",
     "OutboundDelivery",
     "OutboundEvent",
     "ProcessDefinition",
+    "Purpose",
     "Subscriber",
     "Subscription",
+    "System",
     "User",
     "WebhookDelivery",
     "WebhookEndpoint",

@@ -19,7 +19,7 @@ from app.errors import BadRequest, NotFound, Unprocessable
 from app.extensions import db
 from app.models import DefinitionVersion, FormVersion, Instance, ProcessDefinition
 from app.models.instances import COMPLETED
-from app.services import audit, forms
+from app.services import audit, forms, registry
 from app.services.runtime import operators
 
 logger = logging.getLogger(__name__)
@@ -115,7 +115,25 @@ def _resolve(
             )
         else:
             resolved[task.form] = form
+    problems.extend(_purpose_problems(parsed, resolved))
     return resolved, problems
+
+
+def _purpose_problems(
+    parsed: ParsedProcess, resolved: dict[str, FormVersion | dict[str, Any]]
+) -> list[BpmnProblem]:
+    """Each user task's form may bind only registry fields its purpose may use."""
+    problems = []
+    for task in parsed.user_tasks:
+        form = resolved.get(task.form or "")
+        if form is None:
+            continue
+        schema = form.schema if isinstance(form, FormVersion) else form
+        for found in registry.task_problems(
+            task.bpmn_id, task.purpose, task.form or "", schema
+        ):
+            problems.append(BpmnProblem(found.bpmn_id, found.message, found.field_id))
+    return problems
 
 
 def _content_digest(bpmn: bytes, resolved: dict[str, Any]) -> str:

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from app.errors import NotFound, Unprocessable
 from app.extensions import db
 from app.models import FormVersion
-from app.services import audit
+from app.services import audit, registry
 
 FORM_NAME = re.compile(r"^[a-z][a-z0-9_]{0,119}$")
 
@@ -40,7 +40,7 @@ def check_form(name: str, schema: Any) -> list[dict[str, Any]]:
         return [
             {"field": f"{name}.type", "message": 'a task form has "type": "object"'}
         ]
-    return []
+    return registry.form_binding_errors(name, schema)
 
 
 def deploy_form(name: str, schema: Any, actor_id: int | None = None) -> FormVersion:

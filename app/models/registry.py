@@ -1,0 +1,140 @@
+"""The personal-data registry: systems, their entities (tables) and fields."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Date, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.extensions import db
+from app.models.types import UtcDateTime, utcnow
+
+SYSTEM_ROLES = ("internal", "processor", "recipient", "joint_controller")
+AGREEMENT_STATUSES = ("none", "draft", "signed", "expired")
+ORIGINS = ("provided", "observed", "inferred")
+
+LEGAL_BASES = {
+    "consent": "Art 6(1)(a)",
+    "contract": "Art 6(1)(b)",
+    "legal_obligation": "Art 6(1)(c)",
+    "vital_interests": "Art 6(1)(d)",
+    "public_task": "Art 6(1)(e)",
+    "legitimate_interests": "Art 6(1)(f)",
+}
+ART9_CONDITIONS = {
+    "explicit_consent": "Art 9(2)(a)",
+    "employment_social_security": "Art 9(2)(b)",
+    "vital_interests": "Art 9(2)(c)",
+    "not_for_profit_body": "Art 9(2)(d)",
+    "made_public_by_subject": "Art 9(2)(e)",
+    "legal_claims": "Art 9(2)(f)",
+    "substantial_public_interest": "Art 9(2)(g)",
+    "health_or_social_care": "Art 9(2)(h)",
+    "public_health": "Art 9(2)(i)",
+    "archiving_research_statistics": "Art 9(2)(j)",
+}
+# Art 20(1)(a): portability covers processing on consent or contract only.
+PORTABLE_BASES = ("consent", "contract")
+PORTABLE_ORIGINS = ("provided", "observed")
+
+
+class Purpose(db.Model):
+    """An organisation's own purpose, beside the Fides data uses."""
+
+    __tablename__ = "registry_purposes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    legal_basis: Mapped[str | None] = mapped_column(String(30))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class System(db.Model):
+    """A system holding personal data: our own, a processor's or a recipient's."""
+
+    __tablename__ = "registry_systems"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(60), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    owner: Mapped[str] = mapped_column(String(200))
+    location: Mapped[str] = mapped_column(String(200))
+    country: Mapped[str] = mapped_column(String(2))
+    role: Mapped[str] = mapped_column(String(20))
+    agreement_status: Mapped[str] = mapped_column(String(10), default="none")
+    agreement_signed_on: Mapped[date | None] = mapped_column(Date)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    entities: Mapped[list[Entity]] = relationship(
+        back_populates="system", cascade="all, delete-orphan", order_by="Entity.key"
+    )
+
+
+class Entity(db.Model):
+    """A table (or collection) of a system, holding one category of data subject."""
+
+    __tablename__ = "registry_entities"
+    __table_args__ = (UniqueConstraint("system_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # The unique (system_id, key) index also serves lookups by system.
+    system_id: Mapped[int] = mapped_column(
+        ForeignKey("registry_systems.id", ondelete="CASCADE")
+    )
+    key: Mapped[str] = mapped_column(String(60))
+    name: Mapped[str] = mapped_column(String(200))
+    subject_category: Mapped[str] = mapped_column(String(100))
+    # The field (column) whose value identifies the data subject of a row.
+    subject_key: Mapped[str] = mapped_column(String(60))
+
+    system: Mapped[System] = relationship(back_populates="entities")
+    fields: Mapped[list[Field]] = relationship(
+        back_populates="entity", cascade="all, delete-orphan", order_by="Field.key"
+    )
+
+
+class Field(db.Model):
+    """One personal-data field, with everything Art 15(1) and Art 30 ask of it."""
+
+    __tablename__ = "registry_fields"
+    __table_args__ = (UniqueConstraint("entity_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    entity_id: Mapped[int] = mapped_column(
+        ForeignKey("registry_entities.id", ondelete="CASCADE")
+    )
+    key: Mapped[str] = mapped_column(String(60))
+    name: Mapped[str] = mapped_column(String(200))
+    data_category: Mapped[str] = mapped_column(String(255), index=True)
+    purposes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    legal_basis: Mapped[str] = mapped_column(String(30))
+    art9_condition: Mapped[str | None] = mapped_column(String(40))
+    special_category: Mapped[bool] = mapped_column(default=False)
+    origin: Mapped[str] = mapped_column(String(10))
+    # {"period": "P7Y", "anchor": "invoice_date", "criterion": ...}; period may be null.
+    retention: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # [{"system": "mailer"}, {"name": "Tax authority", "country": "NL"}]
+    recipients: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    automated_decision: Mapped[bool] = mapped_column(default=False)
+    automated_decision_logic: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    entity: Mapped[Entity] = relationship(back_populates="fields")
+
+    @property
+    def field_id(self) -> str:
+        """The full id, `system.entity.field`, that forms bind to."""
+        return f"{self.entity.system.key}.{self.entity.key}.{self.key}"
+
+    @property
+    def portable(self) -> bool:
+        """Within Art 20: provided or observed data, on consent or contract."""
+        return self.origin in PORTABLE_ORIGINS and self.legal_basis in PORTABLE_BASES

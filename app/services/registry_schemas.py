@@ -1,0 +1,212 @@
+"""The shapes of registry documents, shared by the YAML catalogue and the API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import (
+    Schema,
+    ValidationError,
+    fields,
+    validate,
+    validates_schema,
+)
+
+from app.calendar import Period
+from app.countries import ISO_3166_ALPHA2
+from app.models.registry import (
+    AGREEMENT_STATUSES,
+    ART9_CONDITIONS,
+    LEGAL_BASES,
+    ORIGINS,
+    SYSTEM_ROLES,
+)
+
+KEY_PATTERN = r"^[a-z][a-z0-9_]{0,59}$"
+KEY = validate.Regexp(
+    KEY_PATTERN, error="1-60 lower-case letters, digits or _, starting with a letter."
+)
+PURPOSE_KEY = validate.Regexp(
+    r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$",
+    error="Lower-case letters, digits and _, in dot-separated parts.",
+)
+FIELD_ID = validate.Regexp(
+    r"^[a-z][a-z0-9_]{0,59}(\.[a-z][a-z0-9_]{0,59}){2}$",
+    error="A field id is system.entity.field, such as hr.employees.bsn.",
+)
+NAME = validate.Length(min=1, max=200)
+
+
+def _one_of(choices: Any) -> validate.OneOf:
+    return validate.OneOf(tuple(choices), error="Must be one of: {choices}.")
+
+
+class CountryCode(fields.String):
+    """An ISO 3166 alpha-2 code; YAML reads an unquoted NO (Norway) as false."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValidationError(
+                "Write the country code in quotes (YAML reads NO as false)."
+            )
+        code = super()._deserialize(value, attr, data, **kwargs)
+        if code not in ISO_3166_ALPHA2:
+            raise ValidationError("Not an ISO 3166 alpha-2 country code, such as NL.")
+        return code
+
+
+class AgreementSchema(Schema):
+    """The Art 28(3) processor agreement with the system's operator."""
+
+    status = fields.String(required=True, validate=_one_of(AGREEMENT_STATUSES))
+    signed_on = fields.Date(load_default=None, allow_none=True)
+
+    @validates_schema
+    def _signed_date(self, data: dict[str, Any], **_: Any) -> None:
+        if data["status"] == "signed" and data.get("signed_on") is None:
+            raise ValidationError("A signed agreement states its date.", "signed_on")
+        if data["status"] in ("none", "draft") and data.get("signed_on"):
+            raise ValidationError("Only a signed agreement has a date.", "signed_on")
+
+
+class EntitySchema(Schema):
+    name = fields.String(required=True, validate=NAME)
+    subject_category = fields.String(required=True, validate=validate.Length(1, 100))
+    subject_key = fields.String(required=True, validate=KEY)
+
+
+class SystemSchema(Schema):
+    name = fields.String(required=True, validate=NAME)
+    owner = fields.String(required=True, validate=NAME)
+    location = fields.String(required=True, validate=NAME)
+    country = CountryCode(required=True)
+    role = fields.String(required=True, validate=_one_of(SYSTEM_ROLES))
+    processor_agreement = fields.Nested(
+        AgreementSchema, load_default=lambda: {"status": "none", "signed_on": None}
+    )
+    description = fields.String(load_default="", validate=validate.Length(max=4000))
+
+    @validates_schema
+    def _agreement_fits_role(self, data: dict[str, Any], **_: Any) -> None:
+        agreement = data.get("processor_agreement") or {}
+        if data.get("role") == "internal" and agreement.get("status") != "none":
+            raise ValidationError(
+                "An internal system has no processor agreement.", "processor_agreement"
+            )
+
+
+class RetentionSchema(Schema):
+    """How long a field is kept: a period from an anchor, or a stated criterion."""
+
+    period = fields.String(required=True, allow_none=True)
+    anchor = fields.String(load_default=None, allow_none=True, validate=KEY)
+    criterion = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(1, 1000)
+    )
+
+    @validates_schema
+    def _rule(self, data: dict[str, Any], **_: Any) -> None:
+        period = data.get("period")
+        if period is None:
+            if not data.get("criterion"):
+                raise ValidationError(
+                    "Without a period, state the criterion that decides it.",
+                    "criterion",
+                )
+            return
+        if not _is_iso_period(period):
+            raise ValidationError(
+                "An ISO 8601 period of one unit, such as P7Y, P6M or P30D.", "period"
+            )
+        if not data.get("anchor"):
+            raise ValidationError(
+                "Name the event the period runs from, such as end_of_contract.",
+                "anchor",
+            )
+
+
+def _is_iso_period(text: str) -> bool:
+    try:
+        return Period.parse(text).iso == text
+    except ValueError:
+        return False
+
+
+class RecipientSchema(Schema):
+    """A system of the registry by key, or a named third party with its country."""
+
+    system = fields.String(validate=KEY)
+    name = fields.String(validate=NAME)
+    country = CountryCode()
+
+    @validates_schema
+    def _one_kind(self, data: dict[str, Any], **_: Any) -> None:
+        if ("system" in data) == ("name" in data):
+            raise ValidationError("Give either a system key or a name with a country.")
+        if "system" in data and "country" in data:
+            raise ValidationError("A system's country is the system's own.", "country")
+        if "name" in data and "country" not in data:
+            raise ValidationError("A named recipient states its country.", "country")
+
+
+class FieldSchema(Schema):
+    """A personal-data field as it is written: the registry checks the vocabulary."""
+
+    name = fields.String(required=True, validate=NAME)
+    data_category = fields.String(required=True, validate=validate.Length(1, 255))
+    purposes = fields.List(
+        fields.String(validate=PURPOSE_KEY),
+        required=True,
+        validate=validate.Length(min=1, error="At least one purpose."),
+    )
+    # Left out, it is taken from the purposes' shared default legal basis.
+    legal_basis = fields.String(load_default=None, validate=_one_of(LEGAL_BASES))
+    art9_condition = fields.String(
+        load_default=None, allow_none=True, validate=_one_of(ART9_CONDITIONS)
+    )
+    # Derived from the category; set it to mark a category Fides does not.
+    special_category = fields.Boolean(load_default=None, allow_none=True)
+    origin = fields.String(required=True, validate=_one_of(ORIGINS))
+    retention = fields.Nested(RetentionSchema, required=True)
+    recipients = fields.List(fields.Nested(RecipientSchema), load_default=list)
+    automated_decision = fields.Boolean(load_default=False)
+    automated_decision_logic = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(1, 4000)
+    )
+
+    @validates_schema
+    def _decision_logic(self, data: dict[str, Any], **_: Any) -> None:
+        # Art 15(1)(h): meaningful information about the logic involved.
+        if data.get("automated_decision") and not data.get("automated_decision_logic"):
+            raise ValidationError(
+                "An automated decision describes its logic.",
+                "automated_decision_logic",
+            )
+
+
+class PurposeSchema(Schema):
+    name = fields.String(required=True, validate=NAME)
+    description = fields.String(load_default="", validate=validate.Length(max=4000))
+    legal_basis = fields.String(
+        load_default=None, allow_none=True, validate=_one_of(LEGAL_BASES)
+    )
+
+
+def field_messages(error: ValidationError, prefix: str = "") -> list[dict[str, str]]:
+    """Marshmallow's nested messages as one {"field", "message"} per problem."""
+    out: list[dict[str, str]] = []
+    _walk(error.messages, prefix, out)
+    return out
+
+
+def _walk(node: Any, path: str, out: list[dict[str, str]]) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            part = "" if key == "_schema" else str(key)
+            _walk(value, ".".join(p for p in (path, part) if p), out)
+        return
+    for message in node if isinstance(node, list) else [node]:
+        if isinstance(message, (dict, list)):
+            _walk(message, path, out)
+        else:
+            out.append({"field": path, "message": str(message)})
