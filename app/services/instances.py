@@ -129,7 +129,11 @@ def run_and_save(
 
 
 def announce(instance: Instance, running: RunningInstance, status: str) -> None:
-    """Tell subscribers, and a request's own status callbacks, how it stands."""
+    """Tell subscribers, and a request's own status callbacks, how it stands.
+
+    OpenDSR status names: pending at intake, in_progress once its first task is
+    done, completed, cancelled.
+    """
     ids = {"instance_id": instance.id, "process_id": instance.bpmn_process_id}
     if status == "completed":
         events.emit("instance.completed", ids)

@@ -11,7 +11,7 @@ from app.engine import TaskNotReady
 from app.errors import Conflict, Forbidden, NotFound
 from app.extensions import db
 from app.models import FormVersion, HumanTask, Instance, User
-from app.models.instances import TASK_COMPLETED, TASK_READY
+from app.models.instances import RUNNING, TASK_COMPLETED, TASK_READY
 from app.models.types import utcnow
 from app.services import audit, forms, instances
 from app.services.paging import Page, paginate
@@ -142,6 +142,7 @@ def complete(user: User, task_guid: str, data: Any) -> tuple[HumanTask, Instance
         raise Conflict("Another user has claimed this task.", code="task-claimed")
     data = forms.validate_submission(form_of(task), data)
     running = instances.load(instance)
+    first = _first_completion(instance)
     _mark_completed(task, user)
     audit.record(
         "task.completed",
@@ -157,8 +158,20 @@ def complete(user: User, task_guid: str, data: Any) -> tuple[HumanTask, Instance
         )
     except TaskNotReady:
         raise Conflict("The task is no longer ready.", code="task-not-ready") from None
+    if first and instance.status == RUNNING:
+        instances.announce(instance, running, "in_progress")
     logger.info("task %s of instance %s completed", task_guid, instance.id)
     return task, instance
+
+
+def _first_completion(instance: Instance) -> bool:
+    """Whether no human task of the instance has been completed yet."""
+    done = db.session.scalar(
+        select(HumanTask.task_guid)
+        .where(HumanTask.instance_id == instance.id, HumanTask.status == TASK_COMPLETED)
+        .limit(1)
+    )
+    return done is None
 
 
 def _mark_completed(task: HumanTask, user: User) -> None:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 
 from sqlalchemy import select
 
 from app.extensions import db
 from app.models import OutboundDelivery, OutboundEvent
-from app.services import events, scheduler
+from app.services import events, scheduler, signatures
+from tests.api.test_webhooks import _request
+from tests.bpmn import chain, document, user_task
 from tests.services.test_deadlines import RECEIVED, REQUEST
 from tests.services.test_events import _subscribe
 
@@ -68,28 +71,48 @@ def test_a_fired_reminder_and_a_missed_deadline_are_announced(
     ]
 
 
-def test_a_cancelled_request_tells_its_status_callbacks(ctx, dsr_request, dpo):
-    instance_id, _secret = dsr_request
-
-    dpo.post(f"/api/v1/instances/{instance_id}/cancel")
-
-    statuses = [
+def _request_statuses():
+    return [
         event.payload["request_status"]
         for event in db.session.scalars(
             select(OutboundEvent).where(OutboundEvent.event_type == "request.status")
         )
     ]
-    assert statuses == ["pending", "cancelled"]
+
+
+def test_a_cancelled_request_tells_its_status_callbacks(ctx, dsr_request, dpo):
+    instance_id, _secret = dsr_request
+
+    dpo.post(f"/api/v1/instances/{instance_id}/cancel")
+
+    assert _request_statuses() == ["pending", "cancelled"]
     assert db.session.scalars(select(OutboundDelivery)).all()
 
 
-def test_the_scheduler_also_dispatches_outbound_events(app):
-    runner = scheduler.DeadlineScheduler(app, poll_seconds=60)
-    runner.start()
-    try:
-        job = runner._scheduler.get_job("outbound-dispatch")
-    finally:
-        runner.shutdown()
+def test_a_request_answered_at_its_first_task_goes_to_completed(ctx, dsr_request, dpo):
+    instance_id, _secret = dsr_request
+    task = dpo.get(f"/api/v1/tasks?instance_id={instance_id}").get_json()["items"][0]
 
-    assert job is not None
-    assert job.trigger.interval.total_seconds() == app.config["EVENTS_DISPATCH_SECONDS"]
+    dpo.post(f"/api/v1/tasks/{task['id']}/complete", json={"data": {}})
+
+    assert _request_statuses() == ["pending", "completed"]
+
+
+def test_a_request_in_hand_tells_its_callbacks_it_is_in_progress(
+    ctx, dsr_request, deploy, client, dpo
+):
+    _instance_id, secret = dsr_request
+    two_steps = document(chain("dsar_access", user_task("review"), user_task("answer")))
+    assert deploy(two_steps, "dsar_access.bpmn").status_code == 201
+    raw = json.dumps(_request(request_id="REQ-2")).encode()
+    reply = client.post(
+        "/webhooks/dsr",
+        data=raw,
+        headers=signatures.headers(secret, int(time.time()), raw),
+    )
+    second = reply.get_json()["instance_id"]
+    review = dpo.get(f"/api/v1/tasks?instance_id={second}").get_json()["items"][0]
+
+    dpo.post(f"/api/v1/tasks/{review['id']}/complete", json={"data": {}})
+
+    assert _request_statuses() == ["pending", "pending", "in_progress"]
