@@ -103,32 +103,8 @@ def problem(
 
 def handle_problem(error: ProblemError) -> Response:
     db.session.rollback()
-    extra = dict(error.extra)
-    denial = extra.pop("audit_denial", None)
-    if denial is not None:
-        _record_denial(denial)
+    extra = {k: v for k, v in error.extra.items() if k != "audit_denial"}
     return problem(error.status, error.code, error.detail, error.errors, **extra)
-
-
-def _record_denial(denial: dict[str, Any]) -> None:
-    """An access refusal is itself an audit event, kept after the rollback."""
-    from flask import g
-
-    from app.database import will_write
-    from app.services import audit
-
-    will_write()
-    user = g.get("user")
-    audit.record(
-        "access.denied",
-        actor_id=user.id if user is not None else None,
-        instance_id=denial.pop("instance_id", None),
-        task_guid=denial.pop("task_guid", None),
-        method=request.method,
-        path=request.path,
-        **denial,
-    )
-    db.session.commit()
 
 
 def handle_http(error: HTTPException) -> Response:

@@ -22,8 +22,8 @@ from app.api import (
     webhook_intake,
     webhooks,
 )
-from app.api.auth import authenticate
-from app.errors import PROBLEM_JSON
+from app.api.auth import authenticate, handle_forbidden
+from app.errors import PROBLEM_JSON, Forbidden
 
 PROTECTED = (
     definitions,
@@ -93,4 +93,5 @@ def init_app(app: Flask) -> None:
     api.register_blueprint(health.blp, url_prefix="/api")
     # Signed, not bearer-authenticated: outside /api/v1 on purpose.
     api.register_blueprint(webhook_intake.blp, url_prefix="/webhooks")
+    app.register_error_handler(Forbidden, handle_forbidden)
     app.extensions["gdpr.api"] = api

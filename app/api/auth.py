@@ -6,11 +6,13 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import g, request
+from flask import Response, g, request
 
-from app.errors import Forbidden, Unauthorized
+from app.database import will_write
+from app.errors import Forbidden, Unauthorized, handle_problem
+from app.extensions import db
 from app.models import User
-from app.services import users
+from app.services import audit, users
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -27,6 +29,25 @@ def authenticate() -> None:
     if user is None:
         raise Unauthorized("The bearer token is not valid.", code="token-invalid")
     g.user = user
+
+
+def handle_forbidden(error: Forbidden) -> Response:
+    """Answer a refusal, and keep it in the audit trail after the rollback."""
+    reply = handle_problem(error)
+    denial = dict(error.extra.get("audit_denial") or {})
+    will_write()
+    user = g.get("user")
+    audit.record(
+        "access.denied",
+        actor_id=user.id if user is not None else None,
+        instance_id=denial.pop("instance_id", None),
+        task_guid=denial.pop("task_guid", None),
+        method=request.method,
+        path=request.path,
+        **denial,
+    )
+    db.session.commit()
+    return reply
 
 
 def current_user() -> User:
