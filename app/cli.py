@@ -16,6 +16,7 @@ from app.config import ROLES
 from app.errors import ProblemError
 from app.extensions import db
 from app.models import User
+from app.registry import sample_data
 from app.services import audit, catalogue, definitions, users
 
 users_cli = AppGroup("users", help="Manage users.")
@@ -133,7 +134,9 @@ def _deploy(paths: tuple[Path, ...]) -> list[definitions.Deployment]:
 @click.command("demo")
 @with_appcontext
 def demo() -> None:
-    """Load the demo catalogue, deploy the workflows, and make the demo user once."""
+    """Build the sample systems, load the demo catalogue, deploy, make the user."""
+    if sample_data.create(current_app.config["DEMO_SYSTEMS_URL"]):
+        click.echo("created the demo's sample systems (HR, CRM, billing, marketing)")
     try:
         catalogue.load_catalogue(catalogue.DEMO)
         _deploy(())

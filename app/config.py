@@ -40,6 +40,11 @@ def load(instance_path: Path) -> dict[str, Any]:
     default_db = f"sqlite:///{instance_path / 'gdpr.sqlite3'}"
     return {
         "SQLALCHEMY_DATABASE_URI": os.environ.get("DATABASE_URL", default_db),
+        # The demo's own sample systems (HR, CRM, billing, marketing) that the demo
+        # catalogue's connectors read; `flask demo` creates it.
+        "DEMO_SYSTEMS_URL": os.environ.get(
+            "DEMO_SYSTEMS_URL", f"sqlite:///{instance_path / 'demo_systems.sqlite3'}"
+        ),
         "SECRET_KEY": _secret_key(instance_path),
         "TIMEZONE": os.environ.get("TIMEZONE", "Europe/Amsterdam"),
         "MEMBER_STATE": os.environ.get("MEMBER_STATE", "NL"),

@@ -17,6 +17,7 @@ from sqlalchemy import text
 
 from app import clock, create_app
 from app.extensions import db
+from app.registry import sample_data
 from app.services import users
 
 ROOT = Path(__file__).parent.parent
@@ -32,7 +33,16 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="session")
-def app(database_url: str) -> Iterator[Flask]:
+def demo_systems_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The demo's sample systems, built once per session in a temporary folder."""
+    path = tmp_path_factory.mktemp("systems") / "demo_systems.sqlite3"
+    url = f"sqlite:///{path}"
+    sample_data.create(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def app(database_url: str, demo_systems_url: str) -> Iterator[Flask]:
     app = create_app(
         {
             "TESTING": True,
@@ -40,6 +50,7 @@ def app(database_url: str) -> Iterator[Flask]:
             "SECRET_KEY": "test-only-secret",
             "WORKFLOWS_DIR": str(ROOT / "workflows"),
             "FORMS_DIR": str(ROOT / "forms"),
+            "DEMO_SYSTEMS_URL": demo_systems_url,
         }
     )
     with app.app_context():

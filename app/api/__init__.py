@@ -16,6 +16,7 @@ from app.api import (
     instances,
     messages,
     registry,
+    subjects,
     subscribers,
     tasks,
     users,
@@ -36,6 +37,7 @@ PROTECTED = (
     webhooks,
     subscribers,
     registry,
+    subjects,
 )
 
 

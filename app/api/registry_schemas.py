@@ -68,6 +68,7 @@ class EntitySummarySchema(Schema):
     name = fields.String()
     subject_category = fields.String()
     subject_key = fields.String()
+    table = fields.String(allow_none=True)
 
 
 class EntityReplySchema(EntitySummarySchema):
@@ -93,6 +94,7 @@ class SystemSummarySchema(Schema):
         lambda system: AgreementReplySchema().dump(system)
     )
     description = fields.String()
+    connection = fields.String(allow_none=True)
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
 
@@ -137,6 +139,7 @@ class FieldReplySchema(Schema):
     recipients = fields.List(fields.Nested(RecipientReplySchema))
     automated_decision = fields.Boolean()
     automated_decision_logic = fields.String(allow_none=True)
+    column = fields.String(allow_none=True)
     portable = fields.Boolean()
     created_at = fields.DateTime()
     updated_at = fields.DateTime()

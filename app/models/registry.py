@@ -69,6 +69,9 @@ class System(db.Model):
     agreement_status: Mapped[str] = mapped_column(String(10), default="none")
     agreement_signed_on: Mapped[date | None] = mapped_column(Date)
     description: Mapped[str] = mapped_column(Text, default="")
+    # An SQLAlchemy URL without a password, or `env:NAME` naming the variable that
+    # holds one; None when the registry only describes the system.
+    connection: Mapped[str | None] = mapped_column(String(500))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
@@ -93,6 +96,8 @@ class Entity(db.Model):
     subject_category: Mapped[str] = mapped_column(String(100))
     # The field (column) whose value identifies the data subject of a row.
     subject_key: Mapped[str] = mapped_column(String(60))
+    # The table in the system's database; None means the entity's key.
+    table: Mapped[str | None] = mapped_column("table_name", String(120))
 
     system: Mapped[System] = relationship(back_populates="entities")
     fields: Mapped[list[Field]] = relationship(
@@ -124,6 +129,8 @@ class Field(db.Model):
     recipients: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     automated_decision: Mapped[bool] = mapped_column(default=False)
     automated_decision_logic: Mapped[str | None] = mapped_column(Text)
+    # The column in the entity's table; None means the field's key.
+    column: Mapped[str | None] = mapped_column("column_name", String(120))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 

@@ -424,11 +424,13 @@ def _system_document(system: System) -> dict[str, Any]:
             "signed_on": system.agreement_signed_on,
         },
         "description": system.description,
+        "connection": system.connection,
         "entities": {
             entity.key: {
                 "name": entity.name,
                 "subject_category": entity.subject_category,
                 "subject_key": entity.subject_key,
+                "table": entity.table,
                 "fields": {
                     row.key: registry_changes.field_values(_as_dict(row))
                     for row in entity.fields

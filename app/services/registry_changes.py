@@ -40,6 +40,7 @@ def system_values(data: dict[str, Any]) -> dict[str, Any]:
         name: data[name]
         for name in ("name", "owner", "location", "country", "role", "description")
     }
+    values["connection"] = data.get("connection")
     values["agreement_status"] = agreement["status"]
     values["agreement_signed_on"] = agreement.get("signed_on")
     return values
@@ -57,6 +58,7 @@ FIELD_ATTRIBUTES = (
     "recipients",
     "automated_decision",
     "automated_decision_logic",
+    "column",
 )
 
 

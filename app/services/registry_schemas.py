@@ -11,6 +11,8 @@ from marshmallow import (
     validate,
     validates_schema,
 )
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from app.calendar import Period
 from app.countries import ISO_3166_ALPHA2
@@ -35,6 +37,14 @@ FIELD_ID = validate.Regexp(
     error="A field id is system.entity.field, such as hr.employees.bsn.",
 )
 NAME = validate.Length(min=1, max=200)
+# A table or column of a connected database: a plain SQL identifier, so that no
+# catalogue entry can smuggle SQL into a statement.
+IDENTIFIER = validate.Regexp(
+    r"^[A-Za-z_][A-Za-z0-9_]{0,119}$",
+    error="1-120 letters, digits or _, not starting with a digit.",
+)
+ENV_PREFIX = "env:"
+ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
 
 
 def _one_of(choices: Any) -> validate.OneOf:
@@ -69,10 +79,33 @@ class AgreementSchema(Schema):
             raise ValidationError("Only a signed agreement has a date.", "signed_on")
 
 
+def _check_connection(text: str) -> None:
+    """`env:NAME`, or an SQLAlchemy URL that carries no password."""
+    if text.startswith(ENV_PREFIX):
+        validate.Regexp(ENV_NAME, error="env: names an upper-case variable.")(
+            text[len(ENV_PREFIX) :]
+        )
+        return
+    try:
+        url = make_url(text)
+    except (ArgumentError, ValueError):
+        raise ValidationError(
+            "Not an SQLAlchemy URL, such as postgresql+psycopg://host/db."
+        ) from None
+    if url.password:
+        raise ValidationError(
+            "A password has no place in the catalogue: put the URL in an "
+            "environment variable and write env:NAME."
+        )
+
+
 class EntitySchema(Schema):
     name = fields.String(required=True, validate=NAME)
     subject_category = fields.String(required=True, validate=validate.Length(1, 100))
+    # The column whose value identifies the subject: a field's key (then its
+    # column), or a column of the table that the catalogue lists no field for.
     subject_key = fields.String(required=True, validate=KEY)
+    table = fields.String(load_default=None, allow_none=True, validate=IDENTIFIER)
 
 
 class SystemSchema(Schema):
@@ -85,6 +118,11 @@ class SystemSchema(Schema):
         AgreementSchema, load_default=lambda: {"status": "none", "signed_on": None}
     )
     description = fields.String(load_default="", validate=validate.Length(max=4000))
+    connection = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=[validate.Length(1, 500), _check_connection],
+    )
 
     @validates_schema
     def _agreement_fits_role(self, data: dict[str, Any], **_: Any) -> None:
@@ -173,6 +211,7 @@ class FieldSchema(Schema):
     automated_decision_logic = fields.String(
         load_default=None, allow_none=True, validate=validate.Length(1, 4000)
     )
+    column = fields.String(load_default=None, allow_none=True, validate=IDENTIFIER)
 
     @validates_schema
     def _decision_logic(self, data: dict[str, Any], **_: Any) -> None:

@@ -257,17 +257,35 @@ def test_a_field_is_replaced_and_deleted(dpo, demo_catalogue):
     [
         (
             "system=billing",
-            ["billing.invoices.amount", "billing.invoices.invoice_date"],
+            [
+                "billing.invoices.amount",
+                "billing.invoices.customer_email",
+                "billing.invoices.invoice_date",
+            ],
         ),
         ("special=true", ["hr.employees.medical_note"]),
         (
             "category=user.contact",
-            ["crm.customers.address", "crm.customers.email", "crm.customers.phone"],
+            [
+                "billing.invoices.customer_email",
+                "crm.customers.address",
+                "crm.customers.email",
+                "crm.customers.phone",
+                "hr.employees.email",
+                "marketing.segments.customer_email",
+            ],
         ),
-        ("purpose=payroll_tax", ["hr.employees.bsn", "hr.employees.name"]),
+        (
+            "purpose=payroll_tax",
+            ["hr.employees.bsn", "hr.employees.employee_number", "hr.employees.name"],
+        ),
         (
             "system=hr&purpose=leave_management",
-            ["hr.employees.leave_balance", "hr.employees.name"],
+            [
+                "hr.employees.employee_number",
+                "hr.employees.leave_balance",
+                "hr.employees.name",
+            ],
         ),
     ],
 )
@@ -306,8 +324,8 @@ def test_a_catalogue_is_loaded_as_yaml_and_again_changes_nothing(dpo):
     second = dpo.post(f"{API}/catalogue", data=DEMO_TEXT, content_type=YAML)
 
     assert first.status_code == 200
-    assert first.get_json()["counts"]["fields"]["created"] == 10
-    assert second.get_json()["counts"]["fields"]["unchanged"] == 10
+    assert first.get_json()["counts"]["fields"]["created"] == 14
+    assert second.get_json()["counts"]["fields"]["unchanged"] == 14
     assert second.get_json()["changes"] == {
         "purposes": {},
         "systems": {},

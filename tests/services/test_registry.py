@@ -72,7 +72,7 @@ def test_loading_the_same_file_again_changes_nothing(loaded):
     assert report.counts()["fields"] == {
         "created": 0,
         "updated": 0,
-        "unchanged": 10,
+        "unchanged": 14,
         "removed": 0,
     }
     assert audit_count() == events
@@ -378,15 +378,15 @@ def test_the_cli_loads_a_file_and_replace_removes_the_rest(app, ctx, tmp_path):
     second = cli.invoke(args=["registry", "load", str(path)])
 
     assert first.exit_code == 0, first.output
-    assert "fields: 10 created" in first.stdout
-    assert "fields: 10 unchanged" in second.stdout
+    assert "fields: 14 created" in first.stdout
+    assert "fields: 14 unchanged" in second.stdout
     document = demo()
     del document["systems"]["marketing"]
     path.write_text(as_yaml(document))
     replaced = cli.invoke(args=["registry", "load", str(path), "--replace"])
     assert "1 removed" in replaced.stdout
     db.session.rollback()
-    assert db.session.scalar(select(func.count()).select_from(Field)) == 9
+    assert db.session.scalar(select(func.count()).select_from(Field)) == 12
 
 
 def test_the_cli_refuses_a_broken_file_and_exits_1(app, ctx, tmp_path):
@@ -409,7 +409,7 @@ def test_the_demo_command_loads_the_catalogue_once(app, ctx):
     cli.invoke(args=["demo"])
 
     db.session.rollback()
-    assert len(registry.list_fields()) == 10
+    assert len(registry.list_fields()) == 14
     loads = db.session.scalars(
         select(AuditEvent).where(AuditEvent.action == "registry.catalogue_loaded")
     ).all()

@@ -1,0 +1,1 @@
+"""The demo catalogue and the sample systems it maps."""
