@@ -53,10 +53,13 @@ def _listen_for_transactions() -> None:
 
 
 def _register_operators(app: Flask) -> None:
-    from app.services import deadlines
+    from app.services import deadlines, subject_operators
 
     registry = app.extensions["gdpr.engine"].operators
-    for name, operator in deadlines.OPERATORS.items():
+    for name, operator in {
+        **deadlines.OPERATORS,
+        **subject_operators.OPERATORS,
+    }.items():
         registry.register(name, operator)
 
 

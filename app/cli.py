@@ -17,7 +17,7 @@ from app.errors import ProblemError
 from app.extensions import db
 from app.models import User
 from app.registry import sample_data
-from app.services import audit, catalogue, definitions, users
+from app.services import audit, catalogue, definitions, erasure, users
 
 users_cli = AppGroup("users", help="Manage users.")
 tokens_cli = AppGroup("tokens", help="Issue API tokens.")
@@ -101,6 +101,18 @@ def load_registry(path: Path, replace: bool) -> None:
     for kind, counts in report.counts().items():
         summary = ", ".join(f"{n} {state}" for state, n in counts.items() if n)
         click.echo(f"{kind}: {summary or 'none'}")
+
+
+@registry_cli.command("replay-erasures")
+def replay_erasures() -> None:
+    """Apply the erasure ledger again, as after restoring a system from a backup."""
+    try:
+        replayed = erasure.replay_erasures()
+    except ProblemError as error:
+        _fail(error)
+    db.session.commit()
+    for system, entries in replayed.items():
+        click.echo(f"{system}: {entries} ledger entries replayed")
 
 
 @click.command("deploy")

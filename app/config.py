@@ -7,7 +7,7 @@ import secrets
 from pathlib import Path
 from typing import Any
 
-ROLES = ("admin", "dpo", "privacy_officer", "process_designer")
+ROLES = ("admin", "dpo", "manager", "privacy_officer", "process_designer")
 
 
 def _bool(value: str | None, default: bool = False) -> bool:

@@ -189,6 +189,11 @@ class TaskDetailSchema(TaskSchema):
     data = fields.Dict()
 
 
+class TaskFieldSchema(Schema):
+    field_id = fields.String()
+    value = fields.Raw(allow_none=True)
+
+
 class TaskListArgs(PageArgs):
     status = fields.String(
         load_default=TASK_READY, validate=validate.OneOf((*TASK_STATUSES, "any"))

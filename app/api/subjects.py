@@ -1,4 +1,4 @@
-"""Data subjects across the connected systems: locate, export, access report."""
+"""Data subjects across the connected systems: locate, export, restrict, erase."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from marshmallow import Schema, fields, validate
 
 from app.api.auth import current_user, require_roles
 from app.extensions import db
-from app.services import subjects
+from app.models.erasure import RESTRICTION_GROUNDS, RETAIN_GROUNDS
+from app.services import erasure, restrictions, subjects
 from app.services.registry_schemas import KEY
 
 PREFIX = "registry/subjects"
@@ -46,6 +47,42 @@ class IdentitiesSchema(Schema):
 class ExportSchema(IdentitiesSchema):
     format = fields.String(
         load_default="json", validate=validate.OneOf(("json", "csv"))
+    )
+
+
+FIELD_ID = validate.Regexp(r"^[a-z0-9_]+\.[a-z0-9_]+\.[a-z0-9_]+$")
+GROUNDS = validate.OneOf(sorted(RESTRICTION_GROUNDS.keys() | RETAIN_GROUNDS.keys()))
+
+
+class RestrictSchema(IdentitiesSchema):
+    fields_ = fields.List(
+        fields.String(validate=FIELD_ID),
+        data_key="fields",
+        load_default=None,
+        metadata={"description": "Field ids; omitted restricts every field."},
+    )
+    ground = fields.String(required=True, validate=GROUNDS)
+    lift_at = fields.AwareDateTime(load_default=None)
+
+
+class LiftSchema(IdentitiesSchema):
+    fields_ = fields.List(
+        fields.String(validate=FIELD_ID), data_key="fields", load_default=None
+    )
+
+
+class StepSchema(Schema):
+    outcome = fields.String(required=True, validate=validate.OneOf(erasure.OUTCOMES))
+    ground = fields.String(load_default=None, validate=GROUNDS)
+    lift_at = fields.AwareDateTime(load_default=None)
+
+
+class EraseSchema(IdentitiesSchema):
+    plan = fields.Dict(
+        keys=fields.String(validate=FIELD_ID),
+        values=fields.Nested(StepSchema),
+        required=True,
+        validate=validate.Length(min=1, error="Plan at least one field."),
     )
 
 
@@ -102,3 +139,69 @@ class AccessReport(MethodView):
         )
         db.session.commit()
         return jsonify(report)
+
+
+@blp.route("/portability")
+class Portability(MethodView):
+    @require_roles(*OFFICERS)
+    @blp.arguments(ExportSchema)
+    @blp.doc(responses=ZIP_REPLY)
+    def post(self, body: dict[str, Any]) -> Response:
+        """The export within Art 20: provided or observed, on consent or contract."""
+        subject = subjects.find(body["identities"])
+        portable = subjects.portable_ids(subject)
+        if body["format"] == "csv":
+            archive, copy = subjects.export_zip(subject, portable)
+            reply = Response(archive, mimetype="application/zip")
+            reply.headers["Content-Disposition"] = (
+                'attachment; filename="portable-data.zip"'
+            )
+        else:
+            document, copy = subjects.export_document(subject, portable)
+            reply = jsonify(document)
+        subjects.record(
+            "registry.subject_ported",
+            subject,
+            copy,
+            current_user().id,
+            format=body["format"],
+        )
+        db.session.commit()
+        return reply
+
+
+@blp.route("/restrict")
+class Restrict(MethodView):
+    @require_roles(*OFFICERS)
+    @blp.arguments(RestrictSchema)
+    def post(self, body: dict[str, Any]) -> Response:
+        """Restrict fields (Art 18): stored, but left out of every read."""
+        subject = subjects.find(body["identities"])
+        made = restrictions.restrict_subject(
+            subject, body["fields_"], body["ground"], body["lift_at"], current_user().id
+        )
+        db.session.commit()
+        return jsonify({"restricted": made})
+
+
+@blp.route("/lift")
+class Lift(MethodView):
+    @require_roles("dpo")
+    @blp.arguments(LiftSchema)
+    def post(self, body: dict[str, Any]) -> Response:
+        """Lift the subject's restrictions on the fields named (all when omitted)."""
+        subject = subjects.find(body["identities"])
+        lifted = restrictions.lift_subject(subject, body["fields_"], current_user().id)
+        db.session.commit()
+        return jsonify({"lifted": lifted})
+
+
+@blp.route("/erase")
+class Erase(MethodView):
+    @require_roles("dpo")
+    @blp.arguments(EraseSchema)
+    def post(self, body: dict[str, Any]) -> Response:
+        """Erase per field (Art 17): delete, anonymise, restrict or retain."""
+        outcome = erasure.erase(body["identities"], body["plan"], current_user().id)
+        db.session.commit()
+        return jsonify(outcome)

@@ -13,6 +13,7 @@ from app.api.schemas import (
     TaskCompletedSchema,
     TaskCompleteSchema,
     TaskDetailSchema,
+    TaskFieldSchema,
     TaskListArgs,
     TaskPageSchema,
     TaskSchema,
@@ -54,8 +55,18 @@ class Task(MethodView):
             task,
             instructions=tasks.instructions_of(task),
             form_schema=form.schema if form else None,
-            data=tasks.task_data(task),
+            data=tasks.form_data(task),
         )
+
+
+@blp.route("/<task_id>/fields/<field_id>")
+class TaskField(MethodView):
+    @blp.response(200, TaskFieldSchema)
+    def get(self, task_id: str, field_id: str) -> dict[str, Any]:
+        """One field the task's form binds, if the task's purpose may see it."""
+        value = tasks.field_value(current_user(), task_id, field_id)
+        db.session.commit()
+        return {"field_id": field_id, "value": value}
 
 
 @blp.route("/<task_id>/claim")

@@ -3,6 +3,7 @@
 from app.models.audit import AuditEvent
 from app.models.deadlines import Deadline
 from app.models.definitions import DefinitionVersion, FormVersion, ProcessDefinition
+from app.models.erasure import ErasureEntry, Restriction
 from app.models.identity import ApiToken, User
 from app.models.instances import HumanTask, Instance, Subscription
 from app.models.integrations import (
@@ -20,6 +21,7 @@ __all__ = [
     "Deadline",
     "DefinitionVersion",
     "Entity",
+    "ErasureEntry",
     "Field",
     "FormVersion",
     "HumanTask",
@@ -28,6 +30,7 @@ __all__ = [
     "OutboundEvent",
     "ProcessDefinition",
     "Purpose",
+    "Restriction",
     "Subscriber",
     "Subscription",
     "System",

@@ -37,6 +37,7 @@ from sqlalchemy.orm import selectinload
 from app.errors import ProblemError, Unprocessable
 from app.extensions import db
 from app.models import Entity, Field, System
+from app.services import restrictions
 from app.services.registry_schemas import ENV_PREFIX
 
 logger = logging.getLogger(__name__)
@@ -102,6 +103,8 @@ class Copy:
     systems: dict[str, dict[str, list[dict[str, Any]]]] = field(default_factory=dict)
     # The Python type of each field's column, for the export's manifest.
     types: dict[str, type | None] = field(default_factory=dict)
+    # Values left out because they are restricted (Art 18): where, and why.
+    withheld: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def field_ids(self) -> list[str]:
@@ -369,13 +372,35 @@ def _read_match(
             for row_key in match.row_keys
         )
     )
-    query = select(*columns.values()).where(by_key).order_by(*keys)
-    rows = [
-        dict(zip(columns, values, strict=True)) for values in connection.execute(query)
-    ]
+    query = select(*keys, *columns.values()).where(by_key).order_by(*keys)
+    rows = []
+    for found in connection.execute(query):
+        values = found[len(keys) :]
+        row_key = {key.name: value for key, value in zip(keys, found, strict=False)}
+        row = dict(zip(columns, values, strict=True))
+        _withhold(match, row_key, row, len(rows), copy)
+        rows.append(row)
     copy.systems.setdefault(match.system.key, {})[match.entity.key] = rows
     for field_id, found in columns.items():
         copy.types[field_id] = _python_type(found)
+
+
+def _withhold(
+    match: Match, row_key: dict[str, Any], row: dict[str, Any], index: int, copy: Copy
+) -> None:
+    """Take restricted values out of the row, noting where and on what ground."""
+    held = restrictions.by_field(match.system.key, match.entity.key, row_key)
+    for field_id in sorted(held.keys() & row.keys()):
+        del row[field_id]
+        copy.withheld.append(
+            {
+                "system": match.system.key,
+                "entity": match.entity.key,
+                "row": index,
+                "field": field_id,
+                **restrictions.described(held[field_id]),
+            }
+        )
 
 
 def _python_type(found: Any) -> type | None:

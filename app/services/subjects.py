@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import zipfile
+from collections.abc import Collection
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -86,18 +87,25 @@ def record(
 # --- export -------------------------------------------------------------------------
 
 
+def portable_ids(subject: connectors.Subject) -> list[str]:
+    """The subject's fields within Art 20: provided or observed, consent or contract."""
+    return [row.field_id for row in subject.fields if row.portable]
+
+
 def export_document(
-    subject: connectors.Subject,
+    subject: connectors.Subject, field_ids: Collection[str] | None = None
 ) -> tuple[dict[str, Any], connectors.Copy]:
     """The subject's data as JSON: system, entity, rows; with its manifest."""
-    copy = connectors.read(subject)
+    copy = connectors.read(subject, field_ids)
     document = {"data": plain(copy.systems), "manifest": manifest(subject, copy)}
     return document, copy
 
 
-def export_zip(subject: connectors.Subject) -> tuple[bytes, connectors.Copy]:
+def export_zip(
+    subject: connectors.Subject, field_ids: Collection[str] | None = None
+) -> tuple[bytes, connectors.Copy]:
     """One CSV per entity, named system.entity.csv, and manifest.json, zipped."""
-    copy = connectors.read(subject)
+    copy = connectors.read(subject, field_ids)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for system_key, entities in copy.systems.items():
@@ -112,7 +120,9 @@ def export_zip(subject: connectors.Subject) -> tuple[bytes, connectors.Copy]:
 def _csv(rows: list[dict[str, Any]]) -> str:
     out = io.StringIO()
     if rows:
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+        # A restricted value is left out of its row, so the header is the union.
+        names = list(dict.fromkeys(name for row in rows for name in row))
+        writer = csv.DictWriter(out, fieldnames=names, lineterminator="\n")
         writer.writeheader()
         writer.writerows([{k: _csv_value(v) for k, v in row.items()} for row in rows])
     return out.getvalue()
@@ -206,9 +216,21 @@ def access_report(
         "processing": True,
         "articles": ARTICLES,
         "fields": [_field_report(row, systems, purposes) for row in found],
-        "copy": plain(copy.systems),
+        "copy": _with_placeholders(copy),
+        "restricted": copy.withheld,
     }
     return report, copy
+
+
+def _with_placeholders(copy: connectors.Copy) -> dict[str, Any]:
+    """The copy, with each restricted value replaced by its ground and lift date."""
+    systems = plain(copy.systems)
+    for held in copy.withheld:
+        row = systems[held["system"]][held["entity"]][held["row"]]
+        row[held["field"]] = {
+            key: held[key] for key in ("status", "ground", "article", "lift_at")
+        }
+    return systems
 
 
 def _field_report(

@@ -13,7 +13,7 @@ from app.extensions import db
 from app.models import FormVersion, HumanTask, Instance, User
 from app.models.instances import RUNNING, TASK_COMPLETED, TASK_READY
 from app.models.types import utcnow
-from app.services import audit, forms, instances
+from app.services import audit, forms, instances, task_data
 from app.services.paging import Page, paginate
 
 logger = logging.getLogger(__name__)
@@ -125,13 +125,32 @@ def form_of(task: HumanTask) -> FormVersion | None:
     return db.session.get(FormVersion, task.form_version_id)
 
 
-def task_data(task: HumanTask) -> dict[str, Any]:
-    """The instance data the task's form declares, and nothing else."""
+def _instance_data(task: HumanTask) -> dict[str, Any]:
+    instance = instances.get_instance(task.instance_id)
+    return instances.load(instance).task_data(task.task_guid)
+
+
+def form_data(task: HumanTask) -> dict[str, Any]:
+    """What the task's form declares: instance data, and registry values in purpose."""
     if task.status != TASK_READY:
         return {}
-    instance = instances.get_instance(task.instance_id)
-    data = instances.load(instance).task_data(task.task_guid)
-    return forms.data_for_form(form_of(task), data)
+    return task_data.form_data(task, form_of(task), _instance_data(task))
+
+
+def field_value(user: User, task_guid: str, field_id: str) -> Any:
+    """One registry field the task's form binds, for its subject and purpose."""
+    task = get_task(user, task_guid)
+    _require_ready(task)
+    value = task_data.field_value(task, form_of(task), _instance_data(task), field_id)
+    audit.record(
+        "task.field_read",
+        actor_id=user.id,
+        instance_id=task.instance_id,
+        task_guid=task.task_guid,
+        purpose=task.purpose,
+        fields=[field_id],
+    )
+    return value
 
 
 def complete(user: User, task_guid: str, data: Any) -> tuple[HumanTask, Instance]:
@@ -140,8 +159,11 @@ def complete(user: User, task_guid: str, data: Any) -> tuple[HumanTask, Instance
     _require_ready(task)
     if task.claimed_by_id not in (None, user.id):
         raise Conflict("Another user has claimed this task.", code="task-claimed")
-    data = forms.validate_submission(form_of(task), data)
+    form = form_of(task)
+    data = forms.validate_submission(form, data)
+    data, bound_values = task_data.split_submission(task, form, data)
     running = instances.load(instance)
+    subject_data = running.task_data(task_guid)
     first = _first_completion(instance)
     _mark_completed(task, user)
     audit.record(
@@ -150,7 +172,7 @@ def complete(user: User, task_guid: str, data: Any) -> tuple[HumanTask, Instance
         instance_id=task.instance_id,
         task_guid=task.task_guid,
         bpmn_id=task.bpmn_id,
-        fields=sorted(data),
+        fields=sorted([*data, *bound_values]),
     )
     try:
         instances.run_and_save(
@@ -158,6 +180,9 @@ def complete(user: User, task_guid: str, data: Any) -> tuple[HumanTask, Instance
         )
     except TaskNotReady:
         raise Conflict("The task is no longer ready.", code="task-not-ready") from None
+    # Last, so that a refused or conflicting completion leaves the systems as
+    # they were: the connector commits before the service's own transaction.
+    task_data.write(task, subject_data, bound_values, user.id)
     if first and instance.status == RUNNING:
         instances.announce(instance, running, "in_progress")
     logger.info("task %s of instance %s completed", task_guid, instance.id)
