@@ -535,3 +535,18 @@ def test_calls_from_many_threads_share_the_pool(sandbox):
         thread.join()
 
     assert results == {n: [n * 2] * 20 for n in range(8)}
+
+
+def test_a_worker_of_a_large_parent_is_not_retired_for_the_parents_size():
+    ballast = b"x" * (200 * MiB)
+    box = Sandbox(SandboxLimits(memory_bytes=300 * MiB, workers=1))
+    try:
+        before = worker_pids()
+        box.evaluate("1", {})
+        first = new_workers(before)
+        box.evaluate("2", {})
+
+        assert new_workers(before) == first
+    finally:
+        box.close()
+        del ballast
