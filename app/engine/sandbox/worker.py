@@ -113,15 +113,16 @@ class Runner:
         return {"context": _context_of(names)}
 
     def _grew_large(self) -> bool:
-        return _peak_rss_bytes() > self.memory_bytes // 2
+        # ru_maxrss is cheap but may count the forking parent's peak (Linux keeps
+        # it across exec); only when it is high is our own peak read from /proc.
+        limit = self.memory_bytes // 2
+        if resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 <= limit:
+            return False
+        return _own_peak_rss_bytes() > limit
 
 
-def _peak_rss_bytes() -> int:
-    """This process's own peak resident size.
-
-    Not ru_maxrss: Linux carries the peak of the process that forked us across
-    exec, so a worker of a large web process would seem large from the start.
-    """
+def _own_peak_rss_bytes() -> int:
+    """This process's own peak resident size (VmHWM), or 0 where /proc is absent."""
     try:
         with open("/proc/self/status") as status:
             for line in status:
@@ -129,7 +130,7 @@ def _peak_rss_bytes() -> int:
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return 0
 
 
 def _runtime_builtins(budget: guards.StepBudget) -> dict[str, object]:
