@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -11,8 +10,8 @@ from flask import current_app
 from sqlalchemy import select
 
 from app.calendar import LegalCalendar, Period
-from app.engine import OperatorError, WaitingEvent
-from app.errors import NotFound, ProblemError, Unprocessable
+from app.engine import WaitingEvent
+from app.errors import NotFound, Unprocessable
 from app.extensions import db
 from app.models import Deadline
 from app.models.deadlines import (
@@ -27,6 +26,7 @@ from app.models.deadlines import (
 )
 from app.models.types import utcnow
 from app.services import audit, context
+from app.services.operators import as_operator
 from app.services.paging import Page, paginate
 
 # Derived deadlines follow their legal one: moved, met and cancelled with it.
@@ -355,22 +355,9 @@ def cancel_operator(name: str) -> dict[str, Any]:
     return {"name": name, "state": CANCELLED}
 
 
-def _operator(function: Callable[..., Any]) -> Callable[..., Any]:
-    """Refusals reach the designer as a task error with their plain message."""
-
-    @functools.wraps(function)
-    def call(**params: Any) -> Any:
-        try:
-            return function(**params)
-        except ProblemError as error:
-            raise OperatorError(error.detail) from None
-
-    return call
-
-
 OPERATORS = {
-    "deadlines.set": _operator(set_operator),
-    "deadlines.extend": _operator(extend_operator),
-    "deadlines.met": _operator(met_operator),
-    "deadlines.cancel": _operator(cancel_operator),
+    "deadlines.set": as_operator(set_operator),
+    "deadlines.extend": as_operator(extend_operator),
+    "deadlines.met": as_operator(met_operator),
+    "deadlines.cancel": as_operator(cancel_operator),
 }

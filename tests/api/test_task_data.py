@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, select, update
 from app.extensions import db
 from app.models import AuditEvent, Instance
 from app.registry import sample_data
-from app.services import catalogue, instances, registry
+from app.services import catalogue, instances, registry, restrictions
 from tests.bpmn import chain, document, service_task, user_task
 
 EMPLOYEE = sample_data.rows()[sample_data.hr_employees][0]
@@ -221,6 +221,7 @@ def operator_process(operator: str) -> bytes:
         ("registry.locate", {"systems", "matches"}),
         ("registry.export", {"systems", "fields", "rows"}),
         ("registry.access_report", {"processing", "articles", "fields"}),
+        ("registry.portability", {"systems", "fields", "rows"}),
     ],
 )
 def test_subject_operators_return_ids_and_counts_to_the_process(
@@ -276,3 +277,37 @@ def test_a_restricted_field_is_neither_shown_nor_changed_by_a_task(
     assert reply.status_code == 409
     assert reply.get_json()["code"] == "field-restricted"
     assert balance(hr_table) == before
+
+
+def test_a_process_restricts_and_erases_through_operators(
+    app, deploy, start_instance, demo_catalogue, hr_table
+):
+    plan = '{"hr.employees.leave_balance": {"outcome": "anonymise"}}'
+    process = document(
+        chain(
+            "subject_rights",
+            service_task(
+                "restrict",
+                "registry.restrict",
+                identities="subject",
+                ground="'art_18_1_a'",
+                fields="['hr.employees.name']",
+            ),
+            service_task("erase", "registry.erase", identities="subject", plan=plan),
+            user_task("after"),
+        )
+    )
+    assert deploy(process).status_code == 201
+    before = balance(hr_table)
+
+    started = start_instance("subject_rights", data={"subject": SUBJECT})
+
+    assert started["status"] == "running", started["error"]
+    assert balance(hr_table) != before
+    table = sample_data.hr_employees
+    number = table.c.employee_number == EMPLOYEE["employee_number"]
+    with hr_table.connect() as connection:
+        row_id = connection.scalar(select(table.c.id).where(number))
+    with app.app_context():
+        restricted = restrictions.restricted_fields("hr", "employees", {"id": row_id})
+    assert restricted == {"hr.employees.name"}
