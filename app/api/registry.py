@@ -1,4 +1,4 @@
-"""The personal-data registry: systems, fields, purposes, the catalogue, where used."""
+"""The personal-data registry: systems, fields, vocabulary, the catalogue, usage."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from app.api.auth import current_user, require_roles
 from app.api.registry_schemas import (
     CatalogueArgs,
     CatalogueReportSchema,
+    CategoryCreateSchema,
+    CategoryListSchema,
+    CategoryReplySchema,
     FieldCreateSchema,
     FieldListArgs,
     FieldListSchema,
@@ -29,7 +32,7 @@ from app.api.registry_schemas import (
 )
 from app.errors import BadRequest
 from app.extensions import db
-from app.models import Field, Purpose, System
+from app.models import Category, Field, Purpose, System
 from app.services import catalogue, registry, registry_changes, usage
 from app.services.registry_schemas import FieldSchema
 
@@ -171,6 +174,23 @@ class Purposes(MethodView):
         purpose = registry_changes.create_purpose(body, current_user().id)
         db.session.commit()
         return purpose
+
+
+@blp.route("/categories")
+class Categories(MethodView):
+    @require_roles(*READERS)
+    @blp.response(200, CategoryListSchema)
+    def get(self) -> dict[str, Any]:
+        """The organisation's own data categories (Fides's are in /taxonomy)."""
+        return {"items": registry.list_categories()}
+
+    @require_roles(*WRITERS)
+    @blp.arguments(CategoryCreateSchema)
+    @blp.response(201, CategoryReplySchema)
+    def post(self, body: dict[str, Any]) -> Category:
+        category = registry_changes.create_category(body, current_user().id)
+        db.session.commit()
+        return category
 
 
 @blp.route("/taxonomy")

@@ -9,9 +9,11 @@ from marshmallow import Schema, ValidationError, fields, validates_schema
 from app.countries import third_country
 from app.models.registry import ART9_CONDITIONS, LEGAL_BASES
 from app.services.registry_schemas import (
+    CATEGORY_KEY,
     FIELD_ID,
     KEY,
     PURPOSE_KEY,
+    CategorySchema,
     EntitySchema,
     FieldSchema,
     PurposeSchema,
@@ -47,6 +49,10 @@ class FieldCreateSchema(FieldSchema):
 
 class PurposeCreateSchema(PurposeSchema):
     key = fields.String(required=True, validate=PURPOSE_KEY)
+
+
+class CategoryCreateSchema(CategorySchema):
+    key = fields.String(required=True, validate=CATEGORY_KEY)
 
 
 class FieldListArgs(Schema):
@@ -162,6 +168,21 @@ class PurposeListSchema(Schema):
     items = fields.List(fields.Nested(PurposeReplySchema))
 
 
+class CategoryReplySchema(Schema):
+    key = fields.String()
+    name = fields.String()
+    description = fields.String()
+    special_category = fields.Boolean()
+    art9_basis_note = fields.String(allow_none=True)
+    parent = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    updated_at = fields.DateTime()
+
+
+class CategoryListSchema(Schema):
+    items = fields.List(fields.Nested(CategoryReplySchema))
+
+
 class TermSchema(Schema):
     key = fields.String()
     name = fields.String()
@@ -169,6 +190,8 @@ class TermSchema(Schema):
     source = fields.String()
     legal_basis = fields.String(allow_none=True)
     special_category = fields.Boolean()
+    art9_basis_note = fields.String(allow_none=True)
+    parent = fields.String(allow_none=True)
     deprecated = fields.Boolean()
     replaced_by = fields.String(allow_none=True)
 

@@ -13,11 +13,12 @@ from app.models.integrations import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from app.models.registry import Entity, Field, Purpose, System
+from app.models.registry import Category, Entity, Field, Purpose, System
 
 __all__ = [
     "ApiToken",
     "AuditEvent",
+    "Category",
     "Deadline",
     "DefinitionVersion",
     "Entity",

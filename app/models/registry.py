@@ -54,6 +54,24 @@ class Purpose(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
+class Category(db.Model):
+    """An organisation's own data category, beside the Fides ones."""
+
+    __tablename__ = "registry_categories"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    special_category: Mapped[bool] = mapped_column(default=False)
+    # Why the category falls under Art 9(1), such as trade-union membership.
+    art9_basis_note: Mapped[str | None] = mapped_column(Text)
+    # A Fides category or another organisation category's key.
+    parent: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
 class System(db.Model):
     """A system holding personal data: our own, a processor's or a recipient's."""
 

@@ -16,12 +16,14 @@ from sqlalchemy.exc import IntegrityError
 
 from app.errors import BadRequest, Conflict, Unprocessable
 from app.extensions import db
-from app.models import Entity, Field, Purpose, System
+from app.models import Category, Entity, Field, Purpose, System
 from app.services import audit, registry, registry_changes, usage
 from app.services.registry_changes import CREATED, UNCHANGED, UPDATED
 from app.services.registry_schemas import (
+    CATEGORY_KEY,
     KEY,
     PURPOSE_KEY,
+    CategorySchema,
     EntitySchema,
     FieldSchema,
     PurposeSchema,
@@ -32,20 +34,21 @@ from app.services.registry_schemas import (
 logger = logging.getLogger(__name__)
 
 DEMO = Path(__file__).parent.parent / "registry" / "demo_catalogue.yaml"
-SECTIONS = ("purposes", "systems")
+SECTIONS = ("purposes", "categories", "systems")
 # Aliases let a small document expand to a huge one; past this many nodes it is
 # refused before any schema walks it.
 MAX_NODES = 100_000
-KINDS = ("purposes", "systems", "entities", "fields")
+KINDS = ("purposes", "categories", "systems", "entities", "fields")
 REMOVED = "removed"
 STATES = (CREATED, UPDATED, UNCHANGED, REMOVED)
 
 
 @dataclass
 class Catalogue:
-    """A validated catalogue: purposes, and systems with entities and fields."""
+    """A validated catalogue: purposes, categories, systems with entities, fields."""
 
     purposes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    categories: dict[str, dict[str, Any]] = field(default_factory=dict)
     systems: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -171,13 +174,16 @@ class _Reader:
         for key, value in node.items():
             if not isinstance(key, str):
                 self.fail(f"{path}.{key}", "A key is a string.")
-            elif self._key_ok(key, f"{path}.{key}", path == "purposes"):
+            elif self._key_ok(key, f"{path}.{key}"):
                 valid[key] = value
         return valid
 
-    def _key_ok(self, key: str, path: str, purpose: bool) -> bool:
+    def _key_ok(self, key: str, path: str) -> bool:
+        section = path.split(".", 1)[0]
+        rules = {"purposes": [PURPOSE_KEY], "categories": CATEGORY_KEY}
         try:
-            (PURPOSE_KEY if purpose else KEY)(key)
+            for rule in rules.get(section, [KEY]):
+                rule(key)
         except ValidationError as exc:
             self.fail(path, f"Not a valid key: {exc.messages[0]}")
             return False
@@ -203,16 +209,18 @@ def validate(document: Any, replace: bool = False) -> Catalogue:
     """The catalogue checked whole; any problem is a 422 listing all of them."""
     if not isinstance(document, dict):
         raise Unprocessable(
-            "A catalogue is a YAML mapping with the sections purposes and systems.",
+            "A catalogue is a YAML mapping with the sections "
+            "purposes, categories and systems.",
             code="catalogue-invalid",
             errors=[{"field": "", "message": "Must be a mapping."}],
         )
     reader = _Reader(replace)
     for key in document:
         if key not in SECTIONS:
-            reader.fail(str(key), f"Unknown section; use {' and '.join(SECTIONS)}.")
+            reader.fail(str(key), f"Unknown section; use {', '.join(SECTIONS)}.")
     catalogue = Catalogue(
         purposes=_purposes(reader, document.get("purposes")),
+        categories=_categories(reader, document.get("categories")),
         systems=_systems(reader, document.get("systems")),
     )
     _check_fields(reader, catalogue)
@@ -239,6 +247,23 @@ def _purposes(reader: _Reader, node: Any) -> dict[str, dict[str, Any]]:
         if data is not None:
             purposes[key] = data
     return purposes
+
+
+def _categories(reader: _Reader, node: Any) -> dict[str, dict[str, Any]]:
+    categories = {}
+    for key, entry in reader.mapping(node, "categories").items():
+        path = f"categories.{key}"
+        for error in registry.check_category_key(key):
+            reader.fail(path, error["message"])
+        data, _ = reader.load(CategorySchema(), entry, path)
+        reader.known.categories[key] = bool(data and data["special_category"])
+        if data is not None:
+            categories[key] = data
+    # Parents are checked once every category of the file is known.
+    for key, data in categories.items():
+        for error in registry.check_category(key, data, reader.known):
+            reader.fail(f"categories.{key}.{error['field']}", error["message"])
+    return categories
 
 
 def _systems(reader: _Reader, node: Any) -> dict[str, dict[str, Any]]:
@@ -296,6 +321,11 @@ def _apply(catalogue: Catalogue, replace: bool) -> LoadReport:
         row = purposes.get(key) or Purpose(key=key)
         report.note("purposes", registry_changes.assign(row, data), key)
         db.session.add(row)
+    categories = {c.key: c for c in db.session.scalars(select(Category))}
+    for key, data in catalogue.categories.items():
+        row = categories.get(key) or Category(key=key)
+        report.note("categories", registry_changes.assign(row, data), key)
+        db.session.add(row)
     systems = {s.key: s for s in db.session.scalars(select(System))}
     for key, data in catalogue.systems.items():
         row = systems.get(key) or System(key=key)
@@ -307,7 +337,7 @@ def _apply(catalogue: Catalogue, replace: bool) -> LoadReport:
         db.session.add(row)
         _apply_entities(row, data["entities"], report)
     if replace:
-        _remove_the_rest(catalogue, purposes, systems, report)
+        _remove_the_rest(catalogue, purposes, categories, systems, report)
     db.session.flush()
     return report
 
@@ -344,6 +374,7 @@ def _apply_fields(
 def _remove_the_rest(
     catalogue: Catalogue,
     purposes: dict[str, Purpose],
+    categories: dict[str, Category],
     systems: dict[str, System],
     report: LoadReport,
 ) -> None:
@@ -377,6 +408,10 @@ def _remove_the_rest(
         if key not in catalogue.purposes:
             report.note("purposes", REMOVED, key)
             db.session.delete(purpose)
+    for key, category in categories.items():
+        if key not in catalogue.categories:
+            report.note("categories", REMOVED, key)
+            db.session.delete(category)
 
 
 def _audit(report: LoadReport, actor_id: int | None) -> None:
@@ -407,6 +442,16 @@ def export_catalogue() -> dict[str, Any]:
                 "legal_basis": p.legal_basis,
             }
             for p in registry.list_purposes()
+        },
+        "categories": {
+            c.key: {
+                "name": c.name,
+                "description": c.description,
+                "special_category": c.special_category,
+                "art9_basis_note": c.art9_basis_note,
+                "parent": c.parent,
+            }
+            for c in registry.list_categories()
         },
         "systems": {s.key: _system_document(s) for s in registry.list_systems()},
     }

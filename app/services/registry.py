@@ -11,7 +11,7 @@ from sqlalchemy.orm import contains_eager
 
 from app.errors import NotFound
 from app.extensions import db
-from app.models import Entity, Field, Purpose, System
+from app.models import Category, Entity, Field, Purpose, System
 from app.models.registry import ART9_CONDITIONS, LEGAL_BASES
 from app.services import taxonomy
 
@@ -20,22 +20,34 @@ BINDING = "x-registry-field"
 
 @dataclass
 class Known:
-    """What a field may name besides Fides: organisation purposes and systems."""
+    """What a field may name besides Fides: organisation purposes, systems, categories.
+
+    `categories` maps each organisation category to whether it is special.
+    """
 
     purposes: dict[str, str | None] = field(default_factory=dict)
     systems: dict[str, str] = field(default_factory=dict)
+    categories: dict[str, bool] = field(default_factory=dict)
 
     @classmethod
     def from_database(cls) -> Known:
         purposes = db.session.execute(select(Purpose.key, Purpose.legal_basis))
         systems = db.session.execute(select(System.key, System.role))
+        categories = db.session.execute(select(Category.key, Category.special_category))
         return cls(
             {key: basis for key, basis in purposes},
             {key: role for key, role in systems},
+            {key: special for key, special in categories},
         )
 
     def purpose_keys(self) -> list[str]:
         return [*taxonomy.fides().uses, *self.purposes]
+
+    def category_keys(self) -> list[str]:
+        return [*taxonomy.fides().categories, *self.categories]
+
+    def is_special(self, category: str) -> bool:
+        return taxonomy.is_special(category) or self.categories.get(category, False)
 
 
 # --- the rules a field must satisfy ---------------------------------------------------
@@ -47,12 +59,12 @@ def check_field(
     """The field completed from its vocabulary, and one error per broken rule."""
     data = dict(data)
     errors = [
-        *_category_errors(data["data_category"]),
+        *_category_errors(data["data_category"], known),
         *_purpose_errors(data["purposes"], known),
         *_recipient_errors(data["recipients"], known),
     ]
     errors.extend(_fill_legal_basis(data, known))
-    errors.extend(_fill_special_category(data))
+    errors.extend(_fill_special_category(data, known))
     return data, errors
 
 
@@ -60,12 +72,14 @@ def field_error(where: str, message: str) -> dict[str, str]:
     return {"field": where, "message": message}
 
 
-def _category_errors(category: str) -> list[dict[str, str]]:
+def _category_errors(category: str, known: Known) -> list[dict[str, str]]:
     categories = taxonomy.fides().categories
-    if category not in categories:
-        message = taxonomy.unknown_message("data category", category, categories)
-        return [field_error("data_category", message)]
-    return _deprecation("data_category", categories[category])
+    if category in categories:
+        return _deprecation("data_category", categories[category])
+    if category in known.categories:
+        return []
+    message = taxonomy.unknown_message("data category", category, known.category_keys())
+    return [field_error("data_category", message)]
 
 
 def _deprecation(where: str, term: taxonomy.Term) -> list[dict[str, str]]:
@@ -123,9 +137,9 @@ def _fill_legal_basis(data: dict[str, Any], known: Known) -> list[dict[str, str]
     ]
 
 
-def _fill_special_category(data: dict[str, Any]) -> list[dict[str, str]]:
+def _fill_special_category(data: dict[str, Any], known: Known) -> list[dict[str, str]]:
     category = data["data_category"]
-    derived = taxonomy.is_special(category)
+    derived = known.is_special(category)
     if derived and data.get("special_category") is False:
         return [
             field_error(
@@ -167,6 +181,39 @@ def check_entity(data: dict[str, Any]) -> list[dict[str, str]]:
 def check_purpose_key(key: str) -> list[dict[str, str]]:
     if key in taxonomy.fides().uses:
         return [field_error("key", f"'{key}' is a Fides data use already.")]
+    return []
+
+
+def check_category_key(key: str) -> list[dict[str, str]]:
+    if key in taxonomy.fides().categories:
+        return [field_error("key", f"'{key}' is a Fides data category already.")]
+    return []
+
+
+def check_category(
+    key: str, data: dict[str, Any], known: Known
+) -> list[dict[str, str]]:
+    """An organisation category's parent is known; under special data it is special."""
+    parent = data.get("parent")
+    if parent == key:
+        return [field_error("parent", "A category is not its own parent.")]
+    if parent and parent not in known.category_keys():
+        message = taxonomy.unknown_message(
+            "data category", parent, known.category_keys()
+        )
+        return [field_error("parent", message)]
+    # A key under a Fides Art 9(1) root is special by its name, as Fides keys are.
+    under = parent if parent and known.is_special(parent) else None
+    if under is None and taxonomy.is_special(key):
+        under = key.rsplit(".", 1)[0]
+    if under and not data.get("special_category"):
+        return [
+            field_error(
+                "special_category",
+                f"'{under}' is special-category data (Art 9(1)); "
+                "mark this category special too.",
+            )
+        ]
     return []
 
 
@@ -248,13 +295,35 @@ def list_purposes() -> list[Purpose]:
     return list(db.session.scalars(select(Purpose).order_by(Purpose.key)))
 
 
+def list_categories() -> list[Category]:
+    return list(db.session.scalars(select(Category).order_by(Category.key)))
+
+
 def vocabulary() -> dict[str, Any]:
     """Every category and purpose a field may name: Fides and the organisation's."""
     fides = taxonomy.fides()
     return {
         "data_categories": [
-            {**_term(term), "special_category": taxonomy.is_special(term.key)}
-            for term in fides.categories.values()
+            *(
+                {
+                    **_term(term),
+                    "special_category": taxonomy.is_special(term.key),
+                    "source": "fides",
+                }
+                for term in fides.categories.values()
+            ),
+            *(
+                {
+                    "key": c.key,
+                    "name": c.name,
+                    "description": c.description,
+                    "special_category": c.special_category,
+                    "art9_basis_note": c.art9_basis_note,
+                    "parent": c.parent,
+                    "source": "organisation",
+                }
+                for c in list_categories()
+            ),
         ],
         "purposes": [
             *({**_term(term), "source": "fides"} for term in fides.uses.values()),

@@ -1,4 +1,4 @@
-"""Changes to the registry one entry at a time: systems, fields, purposes, audited."""
+"""Changes to the registry one entry at a time: systems, fields, vocabulary, audited."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from app.errors import Conflict, Unprocessable
 from app.extensions import db
-from app.models import Entity, Field, Purpose, System
+from app.models import Category, Entity, Field, Purpose, System
 from app.models.types import utcnow
 from app.services import audit, registry, usage
 
@@ -253,3 +253,34 @@ def create_purpose(data: dict[str, Any], actor_id: int | None) -> Purpose:
     db.session.flush()
     audit.record("registry.purpose_created", actor_id=actor_id, purpose=key)
     return purpose
+
+
+# --- categories -----------------------------------------------------------------------
+
+CATEGORY_ATTRIBUTES = (
+    "name",
+    "description",
+    "special_category",
+    "art9_basis_note",
+    "parent",
+)
+
+
+def create_category(data: dict[str, Any], actor_id: int | None) -> Category:
+    """An organisation data category; a Fides key or an unknown parent is a 422."""
+    key = data["key"]
+    known = registry.Known.from_database()
+    errors = registry.check_category_key(key) or registry.check_category(
+        key, data, known
+    )
+    if errors:
+        raise Unprocessable(errors[0]["message"], errors=errors)
+    if key in known.categories:
+        raise Conflict(f"The category '{key}' exists already.", code="category-exists")
+    category = Category(key=key)
+    assign(category, {name: data.get(name) for name in CATEGORY_ATTRIBUTES})
+    db.session.add(category)
+    db.session.flush()
+    audit.record("registry.category_created", actor_id=actor_id, category=key)
+    logger.info("registry.category_created %s", key)
+    return category

@@ -32,6 +32,8 @@ PURPOSE_KEY = validate.Regexp(
     r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$",
     error="Lower-case letters, digits and _, in dot-separated parts.",
 )
+# Dotted like the Fides categories, such as user.trade_union_membership.
+CATEGORY_KEY = [validate.Length(max=255), PURPOSE_KEY]
 FIELD_ID = validate.Regexp(
     r"^[a-z][a-z0-9_]{0,59}(\.[a-z][a-z0-9_]{0,59}){2}$",
     error="A field id is system.entity.field, such as hr.employees.bsn.",
@@ -229,6 +231,24 @@ class PurposeSchema(Schema):
     legal_basis = fields.String(
         load_default=None, allow_none=True, validate=_one_of(LEGAL_BASES)
     )
+
+
+class CategorySchema(Schema):
+    name = fields.String(required=True, validate=NAME)
+    description = fields.String(load_default="", validate=validate.Length(max=4000))
+    special_category = fields.Boolean(load_default=False)
+    art9_basis_note = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(1, 4000)
+    )
+    parent = fields.String(load_default=None, allow_none=True, validate=CATEGORY_KEY)
+
+    @validates_schema
+    def _note_on_special_only(self, data: dict[str, Any], **_: Any) -> None:
+        if data.get("art9_basis_note") and not data.get("special_category"):
+            raise ValidationError(
+                "Only a special category takes an Art 9 basis note.",
+                "art9_basis_note",
+            )
 
 
 def field_messages(error: ValidationError, prefix: str = "") -> list[dict[str, str]]:

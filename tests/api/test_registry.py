@@ -70,6 +70,7 @@ READ = [
     ("get", f"{API}/fields/hr.employees.bsn"),
     ("get", f"{API}/fields/hr.employees.bsn/where-used"),
     ("get", f"{API}/purposes"),
+    ("get", f"{API}/categories"),
     ("get", f"{API}/taxonomy"),
     ("get", f"{API}/catalogue"),
 ]
@@ -81,6 +82,12 @@ WRITE = [
     ("put", f"{API}/fields/crm.customers.phone", {"json": PHONE}, 200),
     ("delete", f"{API}/fields/crm.customers.phone", {}, 204),
     ("post", f"{API}/purposes", {"json": {"key": "audits", "name": "Audits"}}, 201),
+    (
+        "post",
+        f"{API}/categories",
+        {"json": {"key": "user.badge", "name": "Badge"}},
+        201,
+    ),
     (
         "post",
         f"{API}/catalogue",
@@ -306,6 +313,50 @@ def test_an_organisation_purpose_is_added_but_not_over_a_fides_use(dpo):
     assert keys == ["audits"]
 
 
+UNION = {
+    "key": "user.trade_union_membership",
+    "name": "Trade-union membership",
+    "special_category": True,
+    "art9_basis_note": "Art 9(1): trade-union membership.",
+    "parent": "user",
+}
+
+
+def test_an_organisation_category_is_added_but_not_over_a_fides_key(dpo, app):
+    added = dpo.post(f"{API}/categories", json=UNION)
+    again = dpo.post(f"{API}/categories", json=UNION)
+    taken = dpo.post(f"{API}/categories", json={"key": "user.name", "name": "Ours"})
+
+    assert added.status_code == 201, added.get_json()
+    assert added.get_json()["special_category"] is True
+    assert again.status_code == 409
+    assert taken.status_code == 422
+    assert "'user.name'" in taken.get_json()["detail"]
+    assert taken.get_json()["errors"][0]["field"] == "key"
+    items = dpo.get(f"{API}/categories").get_json()["items"]
+    assert [c["key"] for c in items] == [UNION["key"]]
+    with app.app_context():
+        event = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "registry.category_created")
+        ).one()
+    assert event.details["category"] == UNION["key"]
+
+
+def test_a_field_in_an_organisation_special_category_needs_art9(dpo, demo_catalogue):
+    dpo.post(f"{API}/categories", json=UNION)
+    body = {**PHONE, "id": "crm.customers.union", "data_category": UNION["key"]}
+
+    refused = dpo.post(f"{API}/fields", json=body)
+    created = dpo.post(
+        f"{API}/fields", json={**body, "art9_condition": "explicit_consent"}
+    )
+
+    assert refused.status_code == 422
+    assert refused.get_json()["errors"][0]["field"] == "art9_condition"
+    assert created.status_code == 201, created.get_json()
+    assert created.get_json()["special_category"] is True
+
+
 def test_the_taxonomy_lists_fides_and_the_organisation(officer, demo_catalogue):
     body = officer.get(f"{API}/taxonomy").get_json()
 
@@ -316,7 +367,20 @@ def test_the_taxonomy_lists_fides_and_the_organisation(officer, demo_catalogue):
     categories = {c["key"]: c for c in body["data_categories"]}
     assert categories["user.health_and_medical"]["special_category"] is True
     assert categories["user.contact.email"]["special_category"] is False
+    assert categories["user.contact.email"]["source"] == "fides"
     assert {"key": "contract", "article": "Art 6(1)(b)"} in body["legal_bases"]
+
+
+def test_the_taxonomy_lists_organisation_categories(dpo):
+    dpo.post(f"{API}/categories", json=UNION)
+
+    body = dpo.get(f"{API}/taxonomy").get_json()
+
+    categories = {c["key"]: c for c in body["data_categories"]}
+    union = categories[UNION["key"]]
+    assert union["source"] == "organisation"
+    assert union["special_category"] is True
+    assert union["parent"] == "user"
 
 
 def test_a_catalogue_is_loaded_as_yaml_and_again_changes_nothing(dpo):
@@ -328,6 +392,7 @@ def test_a_catalogue_is_loaded_as_yaml_and_again_changes_nothing(dpo):
     assert second.get_json()["counts"]["fields"]["unchanged"] == 14
     assert second.get_json()["changes"] == {
         "purposes": {},
+        "categories": {},
         "systems": {},
         "entities": {},
         "fields": {},

@@ -207,6 +207,39 @@ def _purpose_named_like_fides(d):
     d["purposes"]["marketing"] = {"name": "Ours"}
 
 
+UNION = "user.trade_union_membership"
+
+
+def with_union_category(d: dict) -> dict:
+    """The document with an organisation category Fides lacks (Art 9(1))."""
+    d["categories"] = {
+        UNION: {
+            "name": "Trade-union membership",
+            "special_category": True,
+            "art9_basis_note": "Art 9(1): trade-union membership.",
+            "parent": "user",
+        }
+    }
+    return d
+
+
+def _fides_key_as_category(d):
+    d["categories"] = {"user.contact.email": {"name": "Ours"}}
+
+
+def _org_special_without_condition(d):
+    with_union_category(d)
+    crm_field(d, "phone")["data_category"] = UNION
+
+
+def _category_under_unknown_parent(d):
+    with_union_category(d)["categories"][UNION]["parent"] = "user.contakt"
+
+
+def _ordinary_category_under_special_parent(d):
+    d["categories"] = {"user.health_and_medical.sick_note": {"name": "Sick note"}}
+
+
 def _unknown_section(d):
     d["connectors"] = {}
 
@@ -242,6 +275,14 @@ REFUSALS = [
         "employee",
     ),
     (_purpose_named_like_fides, "purposes.marketing", "Fides"),
+    (_fides_key_as_category, "categories.user.contact.email", "Fides"),
+    (_org_special_without_condition, f"{CRM}.phone.art9_condition", "Art 9(2)"),
+    (_category_under_unknown_parent, f"categories.{UNION}.parent", "user.contact"),
+    (
+        _ordinary_category_under_special_parent,
+        "categories.user.health_and_medical.sick_note.special_category",
+        "Art 9(1)",
+    ),
     (_unknown_section, "connectors", "Unknown section"),
     (_field_not_a_mapping, f"{HR}.bsn", "mapping"),
     (_bad_key, "systems.Billing-2", "key"),
@@ -293,6 +334,35 @@ def test_an_unknown_category_suggests_the_nearest_keys(ctx):
     message = refused.value.errors[0]["message"]
     assert "'user.government_id.national_id'" in message
     assert "user.government_id.national_identification_number" in message
+
+
+def test_a_field_may_name_an_organisation_category_of_the_file(ctx):
+    document = with_union_category(demo())
+    fields = document["systems"]["hr"]["entities"]["employees"]["fields"]
+    fields["union_dues"] = {
+        **copy.deepcopy(fields["leave_balance"]),
+        "name": "Union dues withheld",
+        "data_category": UNION,
+        "art9_condition": "employment_social_security",
+    }
+
+    report = catalogue.load_catalogue(as_yaml(document))
+
+    assert report.changes["categories"]["created"] == [UNION]
+    dues = registry.get_field("hr.employees.union_dues")
+    assert dues.data_category == UNION and dues.special_category
+    assert catalogue.export_catalogue()["categories"][UNION]["parent"] == "user"
+
+
+def test_an_unknown_category_suggests_organisation_keys_too(ctx):
+    document = with_union_category(demo())
+    crm_field(document, "phone")["data_category"] = "user.trade_union_membershp"
+
+    with pytest.raises(Unprocessable) as refused:
+        catalogue.load_catalogue(as_yaml(document))
+
+    problems = {e["field"]: e["message"] for e in refused.value.errors}
+    assert UNION in problems[f"{CRM}.phone.data_category"]
 
 
 @pytest.mark.parametrize("text", ["- hr\n- crm\n", "just words\n", "42\n", ""])
