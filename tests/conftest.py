@@ -18,7 +18,7 @@ from sqlalchemy import text
 from app import clock, create_app
 from app.extensions import db
 from app.registry import sample_data
-from app.services import users
+from app.services import catalogue, users
 
 ROOT = Path(__file__).parent.parent
 DATA = Path(__file__).parent / "data"
@@ -211,3 +211,11 @@ def frozen_clock() -> Iterator[clock.Frozen]:
     clock.set_source(frozen)
     yield frozen
     clock.reset()
+
+
+@pytest.fixture
+def demo_catalogue(app: Flask) -> None:
+    """The demo's registry catalogue, loaded as `flask demo` loads it."""
+    with app.app_context():
+        catalogue.load_catalogue(catalogue.DEMO)
+        db.session.commit()

@@ -86,6 +86,26 @@ class EraseSchema(IdentitiesSchema):
     )
 
 
+def _copy_reply(
+    subject: Any,
+    field_ids: list[str] | None,
+    kind: str,
+    filename: str,
+    action: str,
+) -> Response:
+    """The subject's data as JSON or a CSV zip, audited, and committed."""
+    if kind == "csv":
+        archive, copy = subjects.export_zip(subject, field_ids)
+        reply = Response(archive, mimetype="application/zip")
+        reply.headers["Content-Disposition"] = f'attachment; filename="{filename}.zip"'
+    else:
+        document, copy = subjects.export_document(subject, field_ids)
+        reply = jsonify(document)
+    subjects.record(action, subject, copy, current_user().id, format=kind)
+    db.session.commit()
+    return reply
+
+
 @blp.route("/locate")
 class Locate(MethodView):
     @require_roles(*OFFICERS)
@@ -106,24 +126,9 @@ class Export(MethodView):
     def post(self, body: dict[str, Any]) -> Response:
         """Every mapped field of the subject's rows, with a JSON Schema manifest."""
         subject = subjects.find(body["identities"])
-        if body["format"] == "csv":
-            archive, copy = subjects.export_zip(subject)
-            reply = Response(archive, mimetype="application/zip")
-            reply.headers["Content-Disposition"] = (
-                'attachment; filename="personal-data.zip"'
-            )
-        else:
-            document, copy = subjects.export_document(subject)
-            reply = jsonify(document)
-        subjects.record(
-            "registry.subject_exported",
-            subject,
-            copy,
-            current_user().id,
-            format=body["format"],
+        return _copy_reply(
+            subject, None, body["format"], "personal-data", "registry.subject_exported"
         )
-        db.session.commit()
-        return reply
 
 
 @blp.route("/access-report")
@@ -150,24 +155,13 @@ class Portability(MethodView):
         """The export within Art 20: provided or observed, on consent or contract."""
         subject = subjects.find(body["identities"])
         portable = subjects.portable_ids(subject)
-        if body["format"] == "csv":
-            archive, copy = subjects.export_zip(subject, portable)
-            reply = Response(archive, mimetype="application/zip")
-            reply.headers["Content-Disposition"] = (
-                'attachment; filename="portable-data.zip"'
-            )
-        else:
-            document, copy = subjects.export_document(subject, portable)
-            reply = jsonify(document)
-        subjects.record(
-            "registry.subject_ported",
+        return _copy_reply(
             subject,
-            copy,
-            current_user().id,
-            format=body["format"],
+            portable,
+            body["format"],
+            "portable-data",
+            "registry.subject_ported",
         )
-        db.session.commit()
-        return reply
 
 
 @blp.route("/restrict")

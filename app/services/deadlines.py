@@ -269,13 +269,18 @@ def _timer_ended(row: Deadline, now: datetime) -> None:
         row.state = CANCELLED
         return
     row.state = FIRED
+    record_fired(row, now)
+
+
+def record_fired(deadline: Deadline, now: datetime) -> None:
+    """The audit event of a deadline that fired, and how late it was."""
     audit.record(
         "deadline.fired",
-        instance_id=row.instance_id,
-        deadline=row.name,
-        kind=row.kind,
-        does=row.action,
-        late_seconds=int((now - row.due_at).total_seconds()),
+        instance_id=deadline.instance_id,
+        deadline=deadline.name,
+        kind=deadline.kind,
+        does=deadline.action,
+        late_seconds=int((now - deadline.due_at).total_seconds()),
     )
 
 

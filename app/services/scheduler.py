@@ -16,7 +16,7 @@ from app.extensions import db
 from app.models import Deadline
 from app.models.deadlines import ESCALATE, FIRED, PENDING, REMIND, WAKE
 from app.models.instances import CANCELLED, COMPLETED
-from app.services import audit, instances
+from app.services import deadlines, events, instances
 
 logger = logging.getLogger(__name__)
 
@@ -86,14 +86,7 @@ def _fire_one(deadline: Deadline, now: datetime, report: SweepReport) -> None:
 
 
 def _fire(deadline: Deadline, now: datetime) -> None:
-    audit.record(
-        "deadline.fired",
-        instance_id=deadline.instance_id,
-        deadline=deadline.name,
-        kind=deadline.kind,
-        does=deadline.action,
-        late_seconds=int((now - deadline.due_at).total_seconds()),
-    )
+    deadlines.record_fired(deadline, now)
     if deadline.action == WAKE:
         _wake(deadline.instance_id)
     elif deadline.action in (REMIND, ESCALATE):
@@ -109,8 +102,6 @@ def _wake(instance_id: str) -> None:
 
 
 def _notify(deadline: Deadline) -> None:
-    from app.services import events
-
     event_type = (
         "deadline.missed" if deadline.action == ESCALATE else "deadline.approaching"
     )
@@ -206,8 +197,6 @@ class DeadlineScheduler:
 
     def _dispatch(self) -> None:
         """Send the outbound events and status callbacks that are due."""
-        from app.services import events
-
         with self.app.app_context():
             try:
                 events.dispatch_due()

@@ -30,13 +30,6 @@ def bound_form(*field_ids: str) -> bytes:
     return json.dumps({"type": "object", "properties": properties}).encode()
 
 
-@pytest.fixture
-def demo_catalogue(app):
-    with app.app_context():
-        catalogue.load_catalogue(catalogue.DEMO)
-        db.session.commit()
-
-
 PHONE = {
     "id": "crm.customers.mobile",
     "name": "Mobile number",

@@ -13,7 +13,6 @@ from sqlalchemy import select
 from app.extensions import db
 from app.models import AuditEvent, System
 from app.registry import sample_data
-from app.services import catalogue
 
 API = "/api/v1/registry/subjects"
 EMPLOYEES = sample_data.rows()[sample_data.hr_employees]
@@ -28,13 +27,6 @@ ART15 = (
     "source",
     "automated_decision",
 )
-
-
-@pytest.fixture
-def demo_catalogue(app):
-    with app.app_context():
-        catalogue.load_catalogue(catalogue.DEMO)
-        db.session.commit()
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, select, update
 from app.extensions import db
 from app.models import AuditEvent, Instance
 from app.registry import sample_data
-from app.services import catalogue, instances, registry, restrictions
+from app.services import instances, registry, restrictions
 from tests.bpmn import chain, document, service_task, user_task
 
 EMPLOYEE = sample_data.rows()[sample_data.hr_employees][0]
@@ -38,13 +38,6 @@ MANAGER_LANE = (
     "<bpmn:flowNodeRef>assess_leave</bpmn:flowNodeRef></bpmn:lane></bpmn:laneSet>"
 )
 LEAVE_BPMN = document(chain("leave_assessment", LEAVE_TASK, lanes=MANAGER_LANE))
-
-
-@pytest.fixture
-def demo_catalogue(app):
-    with app.app_context():
-        catalogue.load_catalogue(catalogue.DEMO)
-        db.session.commit()
 
 
 @pytest.fixture
