@@ -13,11 +13,12 @@ from app.engine.runtime import (
     EngineTaskError,
     NotWaiting,
     ReadyTask,
+    Refused,
     RunningInstance,
     TaskNotReady,
     WaitingEvent,
 )
-from app.engine.scripting import OperatorError, OperatorRegistry
+from app.engine.scripting import OperatorError, OperatorRefusal, OperatorRegistry
 
 __all__ = [
     "BpmnProblem",
@@ -26,9 +27,11 @@ __all__ = [
     "InvalidBpmn",
     "NotWaiting",
     "OperatorError",
+    "OperatorRefusal",
     "OperatorRegistry",
     "ParsedProcess",
     "ReadyTask",
+    "Refused",
     "RunningInstance",
     "TaskNotReady",
     "UnsafeXml",

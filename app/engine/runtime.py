@@ -27,6 +27,7 @@ from app.engine import serialization
 from app.engine.parsing import UserTaskSpec, user_task_spec
 from app.engine.sandbox import Sandbox, ScriptError
 from app.engine.scripting import (
+    OperatorRefusal,
     OperatorRegistry,
     SandboxEnvironment,
     SandboxScriptEngine,
@@ -65,6 +66,20 @@ class EngineTaskError(Exception):
 
 class TaskNotReady(Exception):
     """The task is not (or no longer) ready in this instance."""
+
+
+class Refused(EngineTaskError):
+    """An operator refused the step; the caller rolls back instead of saving."""
+
+    def __init__(
+        self,
+        refusal: OperatorRefusal,
+        bpmn_id: str | None,
+        task_guid: str | None,
+    ) -> None:
+        super().__init__(str(refusal), bpmn_id, task_guid, "refused")
+        self.code = refusal.code
+        self.errors = refusal.errors
 
 
 class NotWaiting(Exception):
@@ -296,6 +311,8 @@ def _engine_error(exc: Exception, workflow: BpmnWorkflow) -> EngineTaskError:
         task = errored[0] if errored else None
     bpmn_id = task.task_spec.bpmn_id if task is not None else None
     guid = str(task.id) if task is not None else None
+    if isinstance(exc, OperatorRefusal):
+        return Refused(exc, bpmn_id, guid)
     if isinstance(exc, ScriptError):
         return EngineTaskError(
             f"The expression failed ({exc.kind}): {exc.message}",

@@ -24,6 +24,17 @@ class OperatorError(Exception):
     """Raised by an operator with a message that is safe to show a designer."""
 
 
+class OperatorRefusal(OperatorError):
+    """The operator refused what a person asked for: tell them, change nothing."""
+
+    def __init__(
+        self, message: str, code: str, errors: list[dict[str, Any]] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.errors = errors
+
+
 class OperatorRegistry:
     """Service-task operators, registered by the service under stable names."""
 
@@ -126,6 +137,8 @@ class SandboxScriptEngine(PythonScriptEngine):
     def call_service(self, task: Any, **kwargs: Any) -> str:
         try:
             return self.environment.call_service(task.data, **kwargs)
+        except OperatorRefusal:
+            raise
         except OperatorError as err:
             error = WorkflowTaskException(str(err), task=task)
             error.error_type = "operator"

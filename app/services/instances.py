@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm.exc import StaleDataError
 
-from app.engine import EngineTaskError, RunningInstance
-from app.errors import Conflict, NotFound
+from app.engine import EngineTaskError, Refused, RunningInstance
+from app.errors import Conflict, NotFound, Unprocessable
 from app.extensions import db
 from app.models import HumanTask, Instance, Subscription
 from app.models.instances import (
@@ -104,12 +104,20 @@ def run_and_save(
     running: RunningInstance,
     actor_id: int | None,
     step: Callable[[], None] | None = None,
+    refuse: bool = True,
 ) -> None:
-    """Take one engine step (run to the next wait by default), then save it all."""
+    """Take one engine step (run to the next wait by default), then save it all.
+
+    An operator's refusal of a step someone asked for is a 422 to them, and the
+    caller's rollback leaves everything as it was; with `refuse=False` (nobody
+    to tell, e.g. a timer) it is kept as a task error like any other.
+    """
     try:
         with context.stepping(instance.id):
             (step or running.run)()
     except EngineTaskError as error:
+        if refuse and isinstance(error, Refused):
+            raise _refusal(error) from None
         save(instance, running, error)
         audit.record(
             "task.failed",
@@ -126,6 +134,12 @@ def run_and_save(
         audit.record("instance.completed", actor_id=actor_id, instance_id=instance.id)
         announce(instance, running, "completed")
         logger.info("completed instance %s", instance.id)
+
+
+def _refusal(error: Refused) -> Unprocessable:
+    return Unprocessable(
+        error.message, code=error.code, errors=error.errors, element_id=error.bpmn_id
+    )
 
 
 def announce(instance: Instance, running: RunningInstance, status: str) -> None:

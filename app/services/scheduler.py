@@ -98,7 +98,7 @@ def _wake(instance_id: str) -> None:
     instance = instances.lock_instance(instance_id)
     if instance.status in (COMPLETED, CANCELLED):
         return
-    instances.run_and_save(instance, instances.load(instance), None)
+    instances.run_and_save(instance, instances.load(instance), None, refuse=False)
 
 
 def _notify(deadline: Deadline) -> None:
