@@ -41,14 +41,29 @@ class OperatorRegistry:
     def __init__(self) -> None:
         self._operators: dict[str, Operator] = {}
         self._descriptions: dict[str, str] = {}
+        self._reads_data: set[str] = set()
 
-    def register(self, name: str, operator: Operator, description: str = "") -> None:
+    def register(
+        self,
+        name: str,
+        operator: Operator,
+        description: str = "",
+        reads_data: bool = False,
+    ) -> None:
+        """Register an operator; with `reads_data` it also gets a copy as `data`.
+
+        Reading the task's data suits an intake step whose inputs differ by
+        channel: a parameter naming an absent variable would fail instead.
+        """
         self._operators[name] = operator
         self._descriptions[name] = description or (operator.__doc__ or "").strip()
+        if reads_data:
+            self._reads_data.add(name)
 
     def unregister(self, name: str) -> None:
         self._operators.pop(name, None)
         self._descriptions.pop(name, None)
+        self._reads_data.discard(name)
 
     def __contains__(self, name: object) -> bool:
         return name in self._operators
@@ -59,10 +74,14 @@ class OperatorRegistry:
     def describe(self) -> dict[str, str]:
         return dict(sorted(self._descriptions.items()))
 
-    def call(self, name: str, params: dict[str, Any]) -> Any:
+    def call(
+        self, name: str, params: dict[str, Any], data: dict[str, Any] | None = None
+    ) -> Any:
         operator = self._operators.get(name)
         if operator is None:
             raise OperatorError(f"No service-task operator is registered as '{name}'.")
+        if name in self._reads_data:
+            params = {**params, "data": json.loads(json.dumps(data or {}, default=str))}
         try:
             return operator(**params)
         except OperatorError:
@@ -103,7 +122,7 @@ class SandboxEnvironment(BasePythonScriptEngineEnvironment):
         params = {
             name: param["value"] for name, param in kwargs["operation_params"].items()
         }
-        result = self.operators.call(kwargs["operation_name"], params)
+        result = self.operators.call(kwargs["operation_name"], params, context)
         # The spiff service task json-decodes what the engine returns.
         return json.dumps(result)
 

@@ -127,7 +127,21 @@ def validate_submission(form: FormVersion | None, data: Any) -> dict[str, Any]:
             "Some fields of the form are not valid.",
             errors=[_field_error(error) for error in errors],
         )
-    return data
+    return _with_defaults(form.schema, data)
+
+
+def _with_defaults(schema: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
+    """Absent fields that declare a `default` get it, so the process can read them."""
+    properties = schema.get("properties", {})
+    defaults = {
+        name: spec["default"]
+        for name, spec in properties.items()
+        if isinstance(spec, dict)
+        and "default" in spec
+        and name not in data
+        and not spec.get("readOnly", False)
+    }
+    return {**defaults, **data}
 
 
 def _without_read_only(schema: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:

@@ -153,6 +153,26 @@ def write(
             f"data subject under '{SUBJECT}'.",
             code="subject-missing",
         )
+    systems = write_values(identities, values)
+    audit.record(
+        "task.fields_written",
+        actor_id=actor_id,
+        instance_id=task.instance_id,
+        task_guid=task.task_guid,
+        purpose=task.purpose,
+        identity_keys=sorted(identities),
+        systems=systems,
+        fields=sorted(values),
+    )
+    logger.info("task %s wrote %d registry fields", task.task_guid, len(values))
+
+
+def write_values(identities: dict[str, str], values: dict[str, Any]) -> list[str]:
+    """Write values by field id to the subject's rows; returns the systems changed.
+
+    Refused (409) where the subject has no row for a field or a field is
+    restricted; one transaction per system.
+    """
     fields = registry.find_fields(values)
     subject = _located(identities, fields)
     by_entity = {match.entity.id: match for match in subject.matches}
@@ -161,20 +181,11 @@ def write(
     by_system: dict[str, list[tuple[connectors.Match, list[Field]]]] = {}
     for entity_id, match in by_entity.items():
         rows = [row for row in fields.values() if row.entity_id == entity_id]
-        by_system.setdefault(match.system.key, []).append((match, rows))
+        if rows:
+            by_system.setdefault(match.system.key, []).append((match, rows))
     for updates in by_system.values():
         _write_system(updates, values)
-    audit.record(
-        "task.fields_written",
-        actor_id=actor_id,
-        instance_id=task.instance_id,
-        task_guid=task.task_guid,
-        purpose=task.purpose,
-        identity_keys=sorted(identities),
-        systems=sorted(by_system),
-        fields=sorted(values),
-    )
-    logger.info("task %s wrote %d registry fields", task.task_guid, len(values))
+    return sorted(by_system)
 
 
 def _refuse_restricted(fields: dict[str, Field], by_entity: dict[int, Any]) -> None:
