@@ -53,11 +53,12 @@ def _listen_for_transactions() -> None:
 
 
 def _register_operators(app: Flask) -> None:
-    from app.services import deadlines, subject_operators
+    from app.services import deadlines, letters, subject_operators
 
     registry = app.extensions["gdpr.engine"].operators
     for name, operator in {
         **deadlines.OPERATORS,
+        **letters.OPERATORS,
         **subject_operators.OPERATORS,
     }.items():
         registry.register(name, operator)

@@ -17,13 +17,14 @@ from app.errors import ProblemError
 from app.extensions import db
 from app.models import User
 from app.registry import sample_data
-from app.services import audit, catalogue, definitions, erasure, users
+from app.services import audit, catalogue, definitions, erasure, letters, users
 
 users_cli = AppGroup("users", help="Manage users.")
 tokens_cli = AppGroup("tokens", help="Issue API tokens.")
 audit_cli = AppGroup("audit", help="Check the audit trail.")
 events_cli = AppGroup("events", help="Outbound events.")
 registry_cli = AppGroup("registry", help="The personal-data registry.")
+mail_cli = AppGroup("mail", help="Outbound mail.")
 
 DEMO_USER = "demo"
 
@@ -136,6 +137,8 @@ def deploy(paths: tuple[Path, ...]) -> None:
 def _deploy(paths: tuple[Path, ...]) -> list[definitions.Deployment]:
     config = current_app.config
     if not paths:
+        for key in letters.deploy_directory(Path(config["LETTERS_DIR"])):
+            click.echo(f"deployed: letter template {key}")
         return definitions.deploy_directory(
             Path(config["WORKFLOWS_DIR"]), Path(config["FORMS_DIR"])
         )
@@ -204,12 +207,23 @@ def dispatch_events(limit: int) -> None:
     click.echo(f"attempted {attempted} deliveries")
 
 
+@mail_cli.command("dispatch")
+@click.option("--limit", default=100, show_default=True, help="Most to send.")
+def dispatch_mail(limit: int) -> None:
+    """Send the queued mail that is due, once (MAIL_TRANSPORT=smtp)."""
+    from app.services import mail
+
+    attempted = mail.dispatch_due(limit=limit)
+    click.echo(f"attempted {attempted} messages")
+
+
 def register(app: Flask) -> None:
     commands = (
         users_cli,
         tokens_cli,
         audit_cli,
         events_cli,
+        mail_cli,
         registry_cli,
         deploy,
         demo,

@@ -35,6 +35,38 @@ def _secret_key(instance_path: Path) -> str:
     return key
 
 
+def _letters_and_mail() -> dict[str, Any]:
+    """Who the letters come from, and how mail leaves (outbox or SMTP)."""
+    env = os.environ.get
+    return {
+        "LETTERS_DIR": env("LETTERS_DIR", "letters"),
+        "CONTROLLER_NAME": env("CONTROLLER_NAME", "Example Organisation B.V."),
+        "CONTROLLER_ADDRESS": env(
+            "CONTROLLER_ADDRESS", "Voorbeeldstraat 1, 1011 AA Amsterdam"
+        ),
+        "CONTROLLER_EMAIL": env("CONTROLLER_EMAIL", "privacy@example.org"),
+        "DPO_NAME": env("DPO_NAME", "The Data Protection Officer"),
+        "DPO_EMAIL": env("DPO_EMAIL", "dpo@example.org"),
+        "SUPERVISORY_AUTHORITY_NAME": env(
+            "SUPERVISORY_AUTHORITY_NAME", "Autoriteit Persoonsgegevens"
+        ),
+        "SUPERVISORY_AUTHORITY_URL": env(
+            "SUPERVISORY_AUTHORITY_URL", "https://autoriteitpersoonsgegevens.nl"
+        ),
+        "MAIL_TRANSPORT": env("MAIL_TRANSPORT", "outbox"),
+        "MAIL_FROM": env("MAIL_FROM", "privacy@example.org"),
+        "MAIL_SMTP_HOST": env("MAIL_SMTP_HOST", "localhost"),
+        "MAIL_SMTP_PORT": int(env("MAIL_SMTP_PORT", "587")),
+        "MAIL_SMTP_USER": env("MAIL_SMTP_USER"),
+        "MAIL_SMTP_PASSWORD": env("MAIL_SMTP_PASSWORD"),
+        "MAIL_SMTP_STARTTLS": _bool(env("MAIL_SMTP_STARTTLS"), default=True),
+        "MAIL_TIMEOUT_SECONDS": _float("MAIL_TIMEOUT_SECONDS", 10),
+        "MAIL_RETRY_BASE_SECONDS": _float("MAIL_RETRY_BASE_SECONDS", 60),
+        "MAIL_RETRY_MAX_SECONDS": _float("MAIL_RETRY_MAX_SECONDS", 6 * 3600),
+        "MAIL_MAX_ATTEMPTS": int(env("MAIL_MAX_ATTEMPTS", "8")),
+    }
+
+
 def load(instance_path: Path) -> dict[str, Any]:
     """The configuration mapping the app factory starts from."""
     default_db = f"sqlite:///{instance_path / 'gdpr.sqlite3'}"
@@ -53,6 +85,7 @@ def load(instance_path: Path) -> dict[str, Any]:
         "MAX_CONTENT_LENGTH": int(os.environ.get("MAX_CONTENT_LENGTH", 2 * 1024**2)),
         "WORKFLOWS_DIR": os.environ.get("WORKFLOWS_DIR", "workflows"),
         "FORMS_DIR": os.environ.get("FORMS_DIR", "forms"),
+        **_letters_and_mail(),
         "SANDBOX_TIMEOUT_SECONDS": float(os.environ.get("SANDBOX_TIMEOUT", "2")),
         "SANDBOX_MEMORY_MB": int(os.environ.get("SANDBOX_MEMORY_MB", "512")),
         "SANDBOX_WORKERS": int(os.environ.get("SANDBOX_WORKERS", "2")),

@@ -50,6 +50,7 @@ def app(database_url: str, demo_systems_url: str) -> Iterator[Flask]:
             "SECRET_KEY": "test-only-secret",
             "WORKFLOWS_DIR": str(ROOT / "workflows"),
             "FORMS_DIR": str(ROOT / "forms"),
+            "LETTERS_DIR": str(ROOT / "letters"),
             "DEMO_SYSTEMS_URL": demo_systems_url,
         }
     )

@@ -14,6 +14,7 @@ from app.api import (
     forms,
     health,
     instances,
+    letters,
     messages,
     registry,
     subjects,
@@ -38,6 +39,7 @@ PROTECTED = (
     subscribers,
     registry,
     subjects,
+    letters,
 )
 
 

@@ -13,6 +13,7 @@ from app.models.integrations import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from app.models.letters import Letter, LetterTemplate, MailAttachment, MailMessage
 from app.models.registry import Category, Entity, Field, Purpose, System
 
 __all__ = [
@@ -27,6 +28,10 @@ __all__ = [
     "FormVersion",
     "HumanTask",
     "Instance",
+    "Letter",
+    "LetterTemplate",
+    "MailAttachment",
+    "MailMessage",
     "OutboundDelivery",
     "OutboundEvent",
     "ProcessDefinition",

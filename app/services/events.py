@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import time
 import urllib.error
 import urllib.request
@@ -36,6 +35,7 @@ from app.models.integrations import (
 )
 from app.models.types import utcnow
 from app.services import audit, opendsr, signatures
+from app.services.backoff import doubling
 
 logger = logging.getLogger(__name__)
 
@@ -353,8 +353,10 @@ def _failed(
 
 
 def backoff(attempts: int) -> timedelta:
-    """The wait after the n-th failed attempt: doubling, capped, with some jitter."""
-    base = current_app.config["EVENTS_RETRY_BASE_SECONDS"]
-    ceiling = current_app.config["EVENTS_RETRY_MAX_SECONDS"]
-    seconds = min(base * 2 ** max(attempts - 1, 0), ceiling)
-    return timedelta(seconds=seconds * random.uniform(1.0, 1.1))
+    """The wait after the n-th failed attempt, by this service's settings."""
+    config = current_app.config
+    return doubling(
+        attempts,
+        config["EVENTS_RETRY_BASE_SECONDS"],
+        config["EVENTS_RETRY_MAX_SECONDS"],
+    )

@@ -16,7 +16,7 @@ from app.extensions import db
 from app.models import Deadline
 from app.models.deadlines import ESCALATE, FIRED, PENDING, REMIND, WAKE
 from app.models.instances import CANCELLED, COMPLETED
-from app.services import deadlines, events, instances
+from app.services import deadlines, events, instances, mail
 
 logger = logging.getLogger(__name__)
 
@@ -196,15 +196,16 @@ class DeadlineScheduler:
             )
 
     def _dispatch(self) -> None:
-        """Send the outbound events and status callbacks that are due."""
-        with self.app.app_context():
-            try:
-                events.dispatch_due()
-            except Exception:
-                logger.exception("outbound dispatch failed")
-                db.session.rollback()
-            finally:
-                db.session.remove()
+        """Send the outbound events, status callbacks and mail that are due."""
+        for dispatch_due in (events.dispatch_due, mail.dispatch_due):
+            with self.app.app_context():
+                try:
+                    dispatch_due()
+                except Exception:
+                    logger.exception("outbound dispatch failed")
+                    db.session.rollback()
+                finally:
+                    db.session.remove()
 
     def _run(self) -> None:
         with self.app.app_context():
