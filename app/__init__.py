@@ -53,15 +53,18 @@ def _listen_for_transactions() -> None:
 
 
 def _register_operators(app: Flask) -> None:
-    from app.services import deadlines, letters, subject_operators
+    from app.services import breaches, deadlines, letters, subject_operators
 
     registry = app.extensions["gdpr.engine"].operators
     for name, operator in {
+        **breaches.OPERATORS,
         **deadlines.OPERATORS,
         **letters.OPERATORS,
         **subject_operators.OPERATORS,
     }.items():
         registry.register(name, operator)
+    for name, operator in breaches.DATA_OPERATORS.items():
+        registry.register(name, operator, reads_data=True)
 
 
 def _reloader_parent(app: Flask) -> bool:

@@ -9,6 +9,7 @@ from flask_smorest import Api
 from marshmallow import Schema, fields
 
 from app.api import (
+    breaches,
     deadlines,
     definitions,
     forms,
@@ -28,6 +29,7 @@ from app.api.auth import authenticate, handle_forbidden
 from app.errors import PROBLEM_JSON, Forbidden
 
 PROTECTED = (
+    breaches,
     definitions,
     forms,
     instances,

@@ -1,6 +1,7 @@
 """The database models; importing this package registers every table."""
 
 from app.models.audit import AuditEvent
+from app.models.breaches import Breach
 from app.models.deadlines import Deadline
 from app.models.definitions import DefinitionVersion, FormVersion, ProcessDefinition
 from app.models.erasure import ErasureEntry, Restriction
@@ -19,6 +20,7 @@ from app.models.registry import Category, Entity, Field, Purpose, System
 __all__ = [
     "ApiToken",
     "AuditEvent",
+    "Breach",
     "Category",
     "Deadline",
     "DefinitionVersion",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
@@ -84,14 +84,20 @@ def set_deadline(
     role: str | None = "dpo",
     target_working_days_before: int | None = None,
     reminder_working_days_before: int | None = None,
+    reminder_hours_before: int | None = None,
 ) -> Deadline:
-    """Create or move a named deadline of an instance, with its target and reminder."""
+    """Create or move a named deadline of an instance, with its target and reminder.
+
+    A reminder is counted in working days before the deadline, or for a period in
+    hours (such as Art 33(1)'s 72) in wall-clock hours before it.
+    """
     if kind not in KINDS:
         raise _invalid("kind", f"must be one of {', '.join(KINDS)}")
     due, rule = _due(start, period, due_at, article)
     deadline = _upsert(instance_id, name, kind, action, role, due, rule)
     _derived(deadline, TARGET, target_working_days_before)
     _derived(deadline, REMINDER, reminder_working_days_before)
+    _hours_before(deadline, reminder_hours_before)
     audit.record(
         "deadline.set",
         instance_id=instance_id,
@@ -157,6 +163,28 @@ def _derived(deadline: Deadline, suffix: str, days_before: int | None) -> None:
     )
 
 
+def _hours_before(deadline: Deadline, hours: int | None) -> None:
+    if hours is None:
+        return
+    if int(hours) <= 0:
+        raise _invalid("reminder_hours_before", "must be a positive number of hours")
+    rule = {
+        "rule": f"{int(hours)} hours before {deadline.name}",
+        "hours_before": int(hours),
+        "of": deadline.name,
+        "article": deadline.rule.get("article"),
+    }
+    _upsert(
+        deadline.instance_id,
+        f"{deadline.name}.{REMINDER}",
+        "reminder",
+        REMIND,
+        deadline.role,
+        deadline.due_at - timedelta(hours=int(hours)),
+        rule,
+    )
+
+
 def _find(instance_id: str, name: str) -> Deadline | None:
     return db.session.scalar(
         select(Deadline).where(
@@ -206,19 +234,22 @@ def extend(instance_id: str, name: str, by: Any, reason: str | None = None) -> D
         article=deadline.rule.get("article"),
         action=deadline.action,
         role=deadline.role,
-        **_derived_offsets(instance_id, name),
+        **derived_offsets(instance_id, name),
     )
     moved.rule = rule
     return moved
 
 
-def _derived_offsets(instance_id: str, name: str) -> dict[str, int]:
+def derived_offsets(instance_id: str, name: str) -> dict[str, int]:
     offsets = {}
     for suffix, key in ((TARGET, "target"), (REMINDER, "reminder")):
         derived = _find(instance_id, f"{name}.{suffix}")
         if derived is not None and derived.state == PENDING:
-            days = derived.rule["working_days_before"]
-            offsets[f"{key}_working_days_before"] = days
+            if "hours_before" in derived.rule:
+                offsets[f"{key}_hours_before"] = derived.rule["hours_before"]
+            else:
+                days = derived.rule["working_days_before"]
+                offsets[f"{key}_working_days_before"] = days
     return offsets
 
 
