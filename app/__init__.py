@@ -53,11 +53,12 @@ def _listen_for_transactions() -> None:
 
 
 def _register_operators(app: Flask) -> None:
-    from app.services import breaches, deadlines, letters, subject_operators
+    from app.services import breaches, consent, deadlines, letters, subject_operators
 
     registry = app.extensions["gdpr.engine"].operators
     for name, operator in {
         **breaches.OPERATORS,
+        **consent.OPERATORS,
         **deadlines.OPERATORS,
         **letters.OPERATORS,
         **subject_operators.OPERATORS,

@@ -25,6 +25,7 @@ audit_cli = AppGroup("audit", help="Check the audit trail.")
 events_cli = AppGroup("events", help="Outbound events.")
 registry_cli = AppGroup("registry", help="The personal-data registry.")
 mail_cli = AppGroup("mail", help="Outbound mail.")
+consent_cli = AppGroup("consent", help="Consent renewal.")
 
 DEMO_USER = "demo"
 
@@ -217,6 +218,16 @@ def dispatch_mail(limit: int) -> None:
     click.echo(f"attempted {attempted} messages")
 
 
+@consent_cli.command("sweep")
+def consent_sweep() -> None:
+    """Start the consent renewals that are due, once."""
+    from app.services import consent
+
+    started = consent.start_due_renewals()
+    db.session.commit()
+    click.echo(f"started {len(started)} consent renewals")
+
+
 def register(app: Flask) -> None:
     commands = (
         users_cli,
@@ -224,6 +235,7 @@ def register(app: Flask) -> None:
         audit_cli,
         events_cli,
         mail_cli,
+        consent_cli,
         registry_cli,
         deploy,
         demo,

@@ -98,6 +98,10 @@ def load(instance_path: Path) -> dict[str, Any]:
         # A subscriber failing this many times in a row is paused.
         "EVENTS_MAX_FAILURES": _float("EVENTS_MAX_FAILURES", 8),
         "EVENTS_DISPATCH_SECONDS": _float("EVENTS_DISPATCH_SECONDS", 10),
+        # Art 8(1): 16 unless member-state law sets a lower age, not below 13.
+        "CONSENT_MINIMUM_AGE": int(os.environ.get("CONSENT_MINIMUM_AGE", "16")),
+        "CONSENT_RENEWAL_SWEEP_SECONDS": _float("CONSENT_RENEWAL_SWEEP_SECONDS", 3600),
+        "PUBLIC_BASE_URL": os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000"),
         "API_TITLE": "GDPR workflow service",
         "API_VERSION": "v1",
         "OPENAPI_VERSION": "3.0.3",

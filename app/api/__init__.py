@@ -10,6 +10,8 @@ from marshmallow import Schema, fields
 
 from app.api import (
     breaches,
+    consent,
+    consent_links,
     deadlines,
     definitions,
     forms,
@@ -42,6 +44,7 @@ PROTECTED = (
     registry,
     subjects,
     letters,
+    consent,
 )
 
 
@@ -99,5 +102,6 @@ def init_app(app: Flask) -> None:
     api.register_blueprint(health.blp, url_prefix="/api")
     # Signed, not bearer-authenticated: outside /api/v1 on purpose.
     api.register_blueprint(webhook_intake.blp, url_prefix="/webhooks")
+    api.register_blueprint(consent_links.blp, url_prefix="/consent")
     app.register_error_handler(Forbidden, handle_forbidden)
     app.extensions["gdpr.api"] = api

@@ -2,6 +2,13 @@
 
 from app.models.audit import AuditEvent
 from app.models.breaches import Breach
+from app.models.consent import (
+    Consent,
+    ConsentEvent,
+    ConsentIdentity,
+    ConsentNotice,
+    ConsentPurpose,
+)
 from app.models.deadlines import Deadline
 from app.models.definitions import DefinitionVersion, FormVersion, ProcessDefinition
 from app.models.erasure import ErasureEntry, Restriction
@@ -22,6 +29,11 @@ __all__ = [
     "AuditEvent",
     "Breach",
     "Category",
+    "Consent",
+    "ConsentEvent",
+    "ConsentIdentity",
+    "ConsentNotice",
+    "ConsentPurpose",
     "Deadline",
     "DefinitionVersion",
     "Entity",

@@ -45,6 +45,7 @@ EVENT_TYPES = (
     "deadline.missed",
     "request.completed",
     "consent.withdrawn",
+    "consent.lapsed",
     "instance.completed",
 )
 REQUEST_STATUS = "request.status"

@@ -161,6 +161,15 @@ class DeadlineScheduler:
             coalesce=True,
             max_instances=1,
         )
+        self._scheduler.add_job(
+            self._renew_consents,
+            "interval",
+            seconds=self.app.config["CONSENT_RENEWAL_SWEEP_SECONDS"],
+            id="consent-renewal-sweep",
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+        )
         logger.info("deadline scheduler started")
 
     def shutdown(self) -> None:
@@ -206,6 +215,20 @@ class DeadlineScheduler:
                     db.session.rollback()
                 finally:
                     db.session.remove()
+
+    def _renew_consents(self) -> None:
+        """Start the consent renewals that fell due (interval or material notice)."""
+        from app.services import consent
+
+        with self.app.app_context():
+            try:
+                consent.start_due_renewals(clock.now())
+                db.session.commit()
+            except Exception:
+                logger.exception("consent renewal sweep failed")
+                db.session.rollback()
+            finally:
+                db.session.remove()
 
     def _run(self) -> None:
         with self.app.app_context():
