@@ -20,6 +20,7 @@ from app.api import (
     letters,
     messages,
     registry,
+    reports,
     subjects,
     subscribers,
     tasks,
@@ -43,6 +44,7 @@ PROTECTED = (
     subscribers,
     registry,
     subjects,
+    reports,
     letters,
     consent,
 )

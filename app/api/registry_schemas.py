@@ -83,9 +83,21 @@ class EntityReplySchema(EntitySummarySchema):
     )
 
 
+class SubProcessorReplySchema(Schema):
+    name = fields.String()
+    country = fields.String()
+    safeguard = fields.String(allow_none=True)
+    note = fields.String(allow_none=True)
+
+
 class AgreementReplySchema(Schema):
     status = fields.String(attribute="agreement_status")
     signed_on = fields.Date(attribute="agreement_signed_on", allow_none=True)
+    reference = fields.String(attribute="agreement_reference", allow_none=True)
+    terms = fields.Dict(
+        attribute="agreement_terms", keys=fields.String(), values=fields.Boolean()
+    )
+    sub_processors = fields.List(fields.Nested(SubProcessorReplySchema))
 
 
 class SystemSummarySchema(Schema):
@@ -100,6 +112,9 @@ class SystemSummarySchema(Schema):
         lambda system: AgreementReplySchema().dump(system)
     )
     description = fields.String()
+    security_measures = fields.String()
+    transfer_safeguard = fields.String(allow_none=True)
+    transfer_note = fields.String(allow_none=True)
     connection = fields.String(allow_none=True)
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
@@ -123,6 +138,8 @@ class RecipientReplySchema(Schema):
     system = fields.String()
     name = fields.String()
     country = fields.String()
+    safeguard = fields.String()
+    note = fields.String()
 
 
 class FieldReplySchema(Schema):

@@ -35,6 +35,28 @@ ART9_CONDITIONS = {
     "public_health": "Art 9(2)(i)",
     "archiving_research_statistics": "Art 9(2)(j)",
 }
+# Chapter V: what a transfer outside the EEA rests on.
+TRANSFER_SAFEGUARDS = {
+    "adequacy_decision": "Art 45",
+    "standard_contractual_clauses": "Art 46(2)(c)",
+    "binding_corporate_rules": "Art 47",
+    "derogation": "Art 49",
+}
+# Art 28(3): what a processor agreement sets out, each with its letter (None for
+# the opening sentence's items) and a plain label.
+AGREEMENT_TERMS = {
+    "subject_matter_and_duration": (None, "Subject matter and duration"),
+    "nature_and_purpose": (None, "Nature and purpose of the processing"),
+    "data_and_subjects": (None, "Types of personal data and categories of subjects"),
+    "documented_instructions": ("a", "Acts only on documented instructions"),
+    "confidentiality": ("b", "Staff bound to confidentiality"),
+    "security": ("c", "Takes the Art 32 security measures"),
+    "sub_processors": ("d", "Engages sub-processors only with authorisation"),
+    "data_subject_rights": ("e", "Assists with data-subject requests"),
+    "compliance_assistance": ("f", "Assists with Arts 32-36 duties"),
+    "deletion_or_return": ("g", "Deletes or returns the data at the end"),
+    "audits": ("h", "Provides information and allows audits"),
+}
 # Art 20(1)(a): portability covers processing on consent or contract only.
 PORTABLE_BASES = ("consent", "contract")
 PORTABLE_ORIGINS = ("provided", "observed")
@@ -86,7 +108,17 @@ class System(db.Model):
     role: Mapped[str] = mapped_column(String(20))
     agreement_status: Mapped[str] = mapped_column(String(10), default="none")
     agreement_signed_on: Mapped[date | None] = mapped_column(Date)
+    agreement_reference: Mapped[str | None] = mapped_column(String(200))
+    # Term key (AGREEMENT_TERMS) to whether the signed text contains it.
+    agreement_terms: Mapped[dict[str, bool]] = mapped_column(JSON, default=dict)
+    # [{"name": "Cloudhost Ltd", "country": "GB", "safeguard": "adequacy_decision"}]
+    sub_processors: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     description: Mapped[str] = mapped_column(Text, default="")
+    # Art 32: a general description of the technical and organisational measures.
+    security_measures: Mapped[str] = mapped_column(Text, default="")
+    # For a system outside the EEA: a TRANSFER_SAFEGUARDS key and what it refers to.
+    transfer_safeguard: Mapped[str | None] = mapped_column(String(40))
+    transfer_note: Mapped[str | None] = mapped_column(Text)
     # An SQLAlchemy URL without a password, or `env:NAME` naming the variable that
     # holds one; None when the registry only describes the system.
     connection: Mapped[str | None] = mapped_column(String(500))

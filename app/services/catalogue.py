@@ -467,8 +467,14 @@ def _system_document(system: System) -> dict[str, Any]:
         "processor_agreement": {
             "status": system.agreement_status,
             "signed_on": system.agreement_signed_on,
+            "reference": system.agreement_reference,
+            "terms": dict(system.agreement_terms or {}),
+            "sub_processors": list(system.sub_processors or []),
         },
         "description": system.description,
+        "security_measures": system.security_measures,
+        "transfer_safeguard": system.transfer_safeguard,
+        "transfer_note": system.transfer_note,
         "connection": system.connection,
         "entities": {
             entity.key: {

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from app.errors import Conflict, Unprocessable
 from app.extensions import db
 from app.models import Category, Entity, Field, Purpose, System
+from app.models.registry import AGREEMENT_TERMS as TERMS
 from app.models.types import utcnow
 from app.services import audit, registry, usage
 
@@ -34,15 +35,22 @@ def assign(row: Any, values: dict[str, Any]) -> str:
     return UNCHANGED
 
 
+SYSTEM_ATTRIBUTES = ("name", "owner", "location", "country", "role", "description")
+
+
 def system_values(data: dict[str, Any]) -> dict[str, Any]:
     agreement = data["processor_agreement"]
-    values = {
-        name: data[name]
-        for name in ("name", "owner", "location", "country", "role", "description")
-    }
+    values = {name: data[name] for name in SYSTEM_ATTRIBUTES}
     values["connection"] = data.get("connection")
+    values["security_measures"] = data.get("security_measures") or ""
+    values["transfer_safeguard"] = data.get("transfer_safeguard")
+    values["transfer_note"] = data.get("transfer_note")
     values["agreement_status"] = agreement["status"]
     values["agreement_signed_on"] = agreement.get("signed_on")
+    values["agreement_reference"] = agreement.get("reference")
+    terms = agreement.get("terms") or {}
+    values["agreement_terms"] = {term: bool(terms.get(term)) for term in TERMS}
+    values["sub_processors"] = list(agreement.get("sub_processors") or [])
     return values
 
 

@@ -15,13 +15,15 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from app.calendar import Period
-from app.countries import ISO_3166_ALPHA2
+from app.countries import ISO_3166_ALPHA2, third_country
 from app.models.registry import (
     AGREEMENT_STATUSES,
+    AGREEMENT_TERMS,
     ART9_CONDITIONS,
     LEGAL_BASES,
     ORIGINS,
     SYSTEM_ROLES,
+    TRANSFER_SAFEGUARDS,
 )
 
 KEY_PATTERN = r"^[a-z][a-z0-9_]{0,59}$"
@@ -67,11 +69,57 @@ class CountryCode(fields.String):
         return code
 
 
+def _check_safeguard(
+    data: dict[str, Any], safeguard: str = "safeguard", note: str = "note"
+) -> None:
+    """Chapter V: a safeguard belongs to a transfer outside the EEA only."""
+    country = data.get("country")
+    if data.get(safeguard) and country and not third_country(country):
+        raise ValidationError(
+            f"'{country}' is in the EEA: the transfer needs no safeguard.", safeguard
+        )
+    if data.get(safeguard) == "derogation" and not data.get(note):
+        raise ValidationError(
+            "Name the Art 49(1) derogation the transfer relies on.", note
+        )
+
+
+class SubProcessorSchema(Schema):
+    """A sub-processor the controller authorised (Art 28(2) and (4))."""
+
+    name = fields.String(required=True, validate=NAME)
+    country = CountryCode(required=True)
+    safeguard = fields.String(
+        load_default=None, allow_none=True, validate=_one_of(TRANSFER_SAFEGUARDS)
+    )
+    note = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(1, 1000)
+    )
+
+    @validates_schema
+    def _safeguard(self, data: dict[str, Any], **_: Any) -> None:
+        _check_safeguard(data)
+
+
+# Each Art 28(3) term: whether the agreement contains it (left out: it does not).
+AgreementTermsSchema = Schema.from_dict(
+    {term: fields.Boolean(load_default=False) for term in AGREEMENT_TERMS},
+    name="AgreementTermsSchema",
+)
+
+
 class AgreementSchema(Schema):
     """The Art 28(3) processor agreement with the system's operator."""
 
     status = fields.String(required=True, validate=_one_of(AGREEMENT_STATUSES))
     signed_on = fields.Date(load_default=None, allow_none=True)
+    reference = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(1, 200)
+    )
+    terms = fields.Nested(
+        AgreementTermsSchema, load_default=lambda: dict.fromkeys(AGREEMENT_TERMS, False)
+    )
+    sub_processors = fields.List(fields.Nested(SubProcessorSchema), load_default=list)
 
     @validates_schema
     def _signed_date(self, data: dict[str, Any], **_: Any) -> None:
@@ -117,14 +165,27 @@ class SystemSchema(Schema):
     country = CountryCode(required=True)
     role = fields.String(required=True, validate=_one_of(SYSTEM_ROLES))
     processor_agreement = fields.Nested(
-        AgreementSchema, load_default=lambda: {"status": "none", "signed_on": None}
+        AgreementSchema, load_default=lambda: AgreementSchema().load({"status": "none"})
     )
     description = fields.String(load_default="", validate=validate.Length(max=4000))
+    security_measures = fields.String(
+        load_default="", validate=validate.Length(max=4000)
+    )
+    transfer_safeguard = fields.String(
+        load_default=None, allow_none=True, validate=_one_of(TRANSFER_SAFEGUARDS)
+    )
+    transfer_note = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(1, 1000)
+    )
     connection = fields.String(
         load_default=None,
         allow_none=True,
         validate=[validate.Length(1, 500), _check_connection],
     )
+
+    @validates_schema
+    def _transfer(self, data: dict[str, Any], **_: Any) -> None:
+        _check_safeguard(data, "transfer_safeguard", "transfer_note")
 
     @validates_schema
     def _agreement_fits_role(self, data: dict[str, Any], **_: Any) -> None:
@@ -178,6 +239,9 @@ class RecipientSchema(Schema):
     system = fields.String(validate=KEY)
     name = fields.String(validate=NAME)
     country = CountryCode()
+    # A named recipient outside the EEA: what the transfer rests on (Chapter V).
+    safeguard = fields.String(validate=_one_of(TRANSFER_SAFEGUARDS))
+    note = fields.String(validate=validate.Length(1, 1000))
 
     @validates_schema
     def _one_kind(self, data: dict[str, Any], **_: Any) -> None:
@@ -185,8 +249,13 @@ class RecipientSchema(Schema):
             raise ValidationError("Give either a system key or a name with a country.")
         if "system" in data and "country" in data:
             raise ValidationError("A system's country is the system's own.", "country")
+        if "system" in data and "safeguard" in data:
+            raise ValidationError(
+                "A system's transfer safeguard is the system's own.", "safeguard"
+            )
         if "name" in data and "country" not in data:
             raise ValidationError("A named recipient states its country.", "country")
+        _check_safeguard(data)
 
 
 class FieldSchema(Schema):
