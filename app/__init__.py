@@ -53,7 +53,14 @@ def _listen_for_transactions() -> None:
 
 
 def _register_operators(app: Flask) -> None:
-    from app.services import breaches, consent, deadlines, letters, subject_operators
+    from app.services import (
+        breaches,
+        consent,
+        deadlines,
+        letters,
+        subject_operators,
+        subject_requests,
+    )
 
     registry = app.extensions["gdpr.engine"].operators
     for name, operator in {
@@ -62,9 +69,13 @@ def _register_operators(app: Flask) -> None:
         **deadlines.OPERATORS,
         **letters.OPERATORS,
         **subject_operators.OPERATORS,
+        **subject_requests.OPERATORS,
     }.items():
         registry.register(name, operator)
-    for name, operator in breaches.DATA_OPERATORS.items():
+    for name, operator in {
+        **breaches.DATA_OPERATORS,
+        **subject_requests.DATA_OPERATORS,
+    }.items():
         registry.register(name, operator, reads_data=True)
 
 

@@ -58,7 +58,7 @@ def test_the_demo_prints_its_token_once(cli, client):
         "/api/v1/definitions", headers={"Authorization": f"Bearer {token}"}
     )
     deployed = {item["process_id"] for item in reply.get_json()["items"]}
-    assert {"two_step_review", "personal_data_breach"} <= deployed
+    assert {"two_step_review", "data_subject_request"} <= deployed
     assert "gws_" not in second.stdout
 
 

@@ -23,6 +23,7 @@ from app.models.integrations import (
 )
 from app.models.letters import Letter, LetterTemplate, MailAttachment, MailMessage
 from app.models.registry import Category, Entity, Field, Purpose, System
+from app.models.subject_requests import SubjectRequest, Suppression
 
 __all__ = [
     "ApiToken",
@@ -51,8 +52,10 @@ __all__ = [
     "ProcessDefinition",
     "Purpose",
     "Restriction",
+    "SubjectRequest",
     "Subscriber",
     "Subscription",
+    "Suppression",
     "System",
     "User",
     "WebhookDelivery",

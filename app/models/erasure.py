@@ -25,6 +25,9 @@ RESTRICTION_GROUNDS = {
     "art_18_1_b": "Art 18(1)(b)",
     "art_18_1_c": "Art 18(1)(c)",
     "art_18_1_d": "Art 18(1)(d)",
+    # An objection upheld: no compelling grounds (21(1)), or direct marketing (21(3)).
+    "art_21_1": "Art 21(1)",
+    "art_21_3": "Art 21(3)",
     **RETAIN_GROUNDS,
 }
 

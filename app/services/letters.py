@@ -17,7 +17,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, nodes
+from jinja2 import (
+    FunctionLoader,
+    StrictUndefined,
+    TemplateError,
+    TemplateSyntaxError,
+    nodes,
+)
 from jinja2.exceptions import SecurityError, UndefinedError
 from jinja2.sandbox import SandboxedEnvironment
 from sqlalchemy import func, select
@@ -69,8 +75,25 @@ def _as_date(value: Any) -> date:
     raise ValueError("the date filter needs an ISO date or date-time")
 
 
+def _deployed(key: str) -> tuple[str, None, Any] | None:
+    """A template another one extends or includes: its latest deployed version."""
+    template = latest_template(key)
+    if template is None:
+        return None
+    digest = template.content_sha256
+    return template.body, None, lambda: _latest_digest(key) == digest
+
+
+def _latest_digest(key: str) -> str | None:
+    latest = latest_template(key)
+    return latest.content_sha256 if latest else None
+
+
 def _environment() -> SandboxedEnvironment:
-    environment = SandboxedEnvironment(autoescape=True, undefined=StrictUndefined)
+    # Letters share their letterhead and closing by `{% extends "letterhead" %}`.
+    environment = SandboxedEnvironment(
+        autoescape=True, undefined=StrictUndefined, loader=FunctionLoader(_deployed)
+    )
     environment.filters["date"] = format_date
     return environment
 
@@ -91,9 +114,15 @@ def check_template(key: str, body: Any) -> list[dict[str, str]]:
         tree = ENVIRONMENT.parse(body)
     except TemplateSyntaxError as error:
         return [{"field": "body", "message": f"line {error.lineno}: {error.message}"}]
-    if not TITLE.search(body) or not TITLE.search(body).group(1).strip():
+    titled = TITLE.search(body)
+    if not _extends(tree) and (not titled or not titled.group(1).strip()):
         return [{"field": "body", "message": "needs a <title>: it is the mail subject"}]
     return _private_names(tree)
+
+
+def _extends(tree: nodes.Template) -> bool:
+    """Whether the template builds on another, whose <title> it then fills."""
+    return any(True for _ in tree.find_all(nodes.Extends))
 
 
 def _private_names(tree: nodes.Template) -> list[dict[str, str]]:

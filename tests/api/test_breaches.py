@@ -63,7 +63,8 @@ def breach_process(app):
     with app.app_context():
         for path in sorted((ROOT / "forms").glob("breach_*.json")):
             forms.deploy_form(path.stem, json.loads(path.read_text()))
-        for path in sorted((ROOT / "letters").glob("breach_*.html")):
+        shown = sorted((ROOT / "letters").glob("breach_*.html"))
+        for path in [ROOT / "letters" / "letterhead.html", *shown]:
             letters.deploy_template(path.stem, path.read_text())
         bpmn = ROOT / "workflows" / f"{PROCESS}.bpmn"
         definitions.deploy(bpmn.read_bytes(), bpmn.name)

@@ -190,3 +190,33 @@ def test_plain_text_is_made_from_the_html():
     html = page("<p>Dear <b>you</b>,</p><ul><li>one</li></ul><style>p{}</style>")
 
     assert mail.plain_text(html) == "Dear you,\n\n- one\n"
+
+
+HEAD = page(
+    "<header>{head}</header>{{% block body %}}{{% endblock %}}",
+    title="{{% block title %}}{{% endblock %}}",
+)
+CHILD = '{% extends "letterhead" %}{% block title %}Our answer{% endblock %}'
+CHILD += "{% block body %}<p>{{ body }}</p>{% endblock %}"
+
+
+def test_a_letter_builds_on_the_letterhead_and_follows_its_edits(instance_id, ctx):
+    letters.deploy_template("letterhead", HEAD.format(head="First Street 1"))
+    letters.deploy_template("answer", CHILD)
+    first = letters.write_letter(instance_id, "answer", {"body": "Hello"}, None, None)
+
+    letters.deploy_template("letterhead", HEAD.format(head="Second Street 2"))
+    second = letters.write_letter(instance_id, "answer", {"body": "Again"}, None, None)
+
+    assert "First Street 1" in first.html and "<p>Hello</p>" in first.html
+    assert first.subject_line == "Our answer"
+    assert "Second Street 2" in second.html and "First Street 1" not in second.html
+
+
+def test_a_letter_whose_letterhead_is_missing_is_refused(instance_id, ctx):
+    letters.deploy_template("answer", CHILD)
+
+    with pytest.raises(Unprocessable) as refused:
+        letters.write_letter(instance_id, "answer", {"body": "Hello"}, None, None)
+
+    assert refused.value.code == "letter-failed"
