@@ -14,6 +14,7 @@ from uuid import UUID
 from SpiffWorkflow.bpmn import BpmnEvent
 from SpiffWorkflow.bpmn.specs.event_definitions import timer as timer_module
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.exceptions import SpiffWorkflowException, WorkflowException
@@ -193,6 +194,7 @@ class RunningInstance:
         with _task_errors(self.workflow):
             self.workflow.refresh_timers()
             self.workflow.do_engine_steps()
+            _correlate_gateways(self.workflow)
 
     def ready_tasks(self) -> list[ReadyTask]:
         tasks = self.workflow.get_tasks(state=TaskState.READY, manual=True)
@@ -220,9 +222,7 @@ class RunningInstance:
     def waiting_events(self) -> list[WaitingEvent]:
         events = []
         for task in self.workflow.get_tasks(state=TaskState.WAITING):
-            event = _waiting_event(task)
-            if event is not None:
-                events.append(event)
+            events.extend(_waiting_events(task))
         return events
 
     def deliver_message(
@@ -334,10 +334,42 @@ def _ready_task(task: Any) -> ReadyTask:
     return ReadyTask(guid=str(task.id), spec=user_task_spec(task.task_spec))
 
 
-def _waiting_event(task: Any) -> WaitingEvent | None:
+def _correlate_gateways(workflow: BpmnWorkflow) -> None:
+    """Give an event-based gateway's message catches their correlation values.
+
+    The engine computes a catch event's processVariableCorrelation when it
+    starts waiting, but not for the catches an event-based gateway waits on;
+    without values the gateway would take a message meant for any instance.
+    """
+    for task in workflow.get_tasks(state=TaskState.WAITING):
+        definition = getattr(task.task_spec, "event_definition", None)
+        if isinstance(definition, MultipleEventDefinition):
+            for each in definition.event_definitions:
+                each.update_task(task)
+
+
+def _waiting_events(task: Any) -> list[WaitingEvent]:
+    """What a waiting task waits for; an event-based gateway waits for several."""
     definition = getattr(task.task_spec, "event_definition", None)
     if definition is None:
-        return None
+        return []
+    if isinstance(definition, MultipleEventDefinition):
+        found = [_waiting_event(task, each) for each in definition.event_definitions]
+        return _earliest_timer(found)
+    return [_waiting_event(task, definition)]
+
+
+def _earliest_timer(events: list[WaitingEvent]) -> list[WaitingEvent]:
+    # The deadline table keeps one timer per task: the first to fire wakes it.
+    timers = sorted(
+        (e for e in events if e.kind == "timer" and e.due_at is not None),
+        key=lambda e: e.due_at,
+    )
+    others = [e for e in events if e.kind != "timer"]
+    return others + timers[:1]
+
+
+def _waiting_event(task: Any, definition: Any) -> WaitingEvent:
     details = definition.details(task)
     common = {"task_guid": str(task.id), "bpmn_id": task.task_spec.bpmn_id}
     if isinstance(definition, TimerEventDefinition):

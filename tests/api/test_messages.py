@@ -83,3 +83,51 @@ def test_a_malformed_message_is_a_422(orders, officer, body):
 
     assert reply.status_code == 422
     assert reply.get_json()["errors"]
+
+
+@pytest.fixture
+def replies(app, deploy, start_instance, frozen_clock):
+    """Two cases waiting at an event-based gateway: a reply, or the reply date."""
+    bpmn = (DATA / "reply_or_reminder.bpmn").read_bytes()
+    assert deploy(bpmn, "reply_or_reminder.bpmn").status_code == 201
+    return {
+        case: start_instance(
+            "reply_or_reminder",
+            data={"case_id": case, "reply_by": "2026-03-09T09:00:00+00:00"},
+        )
+        for case in ("C-1", "C-2")
+    }
+
+
+def _ready(caller, instance):
+    url = f"/api/v1/tasks?instance_id={instance['id']}"
+    return [task["bpmn_id"] for task in caller.get(url).get_json()["items"]]
+
+
+def test_a_gateway_waiting_for_a_reply_or_a_date_takes_the_reply(
+    replies, officer, dpo, frozen_clock
+):
+    reply = officer.post(
+        "/api/v1/messages",
+        json={"name": "reply_received", "correlation": {"case_id": "C-1"}},
+    )
+
+    assert reply.status_code == 200, reply.get_json()
+    assert _ready(dpo, replies["C-1"]) == ["read_reply"]
+    assert _ready(dpo, replies["C-2"]) == []
+
+
+def test_a_gateway_waiting_for_a_reply_or_a_date_takes_the_date(
+    app, replies, officer, dpo, frozen_clock
+):
+    from app.services import scheduler
+
+    with app.app_context():
+        scheduler.sweep(frozen_clock.advance(days=8))
+
+    assert _ready(dpo, replies["C-2"]) == ["chase"]
+    late = officer.post(
+        "/api/v1/messages",
+        json={"name": "reply_received", "correlation": {"case_id": "C-2"}},
+    )
+    assert late.status_code == 404
