@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,12 +15,12 @@ import flask_migrate
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import text
+from sqlalchemy import create_engine, text
 
 from app import clock, create_app
 from app.extensions import db
 from app.registry import sample_data
-from app.services import catalogue, users
+from app.services import catalogue, connectors, signatures, users
 
 ROOT = Path(__file__).parent.parent
 DATA = Path(__file__).parent / "data"
@@ -220,3 +222,56 @@ def demo_catalogue(app: Flask) -> None:
     with app.app_context():
         catalogue.load_catalogue(catalogue.DEMO)
         db.session.commit()
+
+
+@pytest.fixture
+def systems(app, tmp_path, monkeypatch):
+    """A fresh sample database for this test alone, mapped by the demo catalogue."""
+    path = tmp_path / "systems.sqlite3"
+    url = f"sqlite:///{path}"
+    sample_data.create(url)
+    monkeypatch.setitem(app.config, "DEMO_SYSTEMS_URL", url)
+    with app.app_context():
+        catalogue.load_catalogue(catalogue.DEMO)
+        db.session.commit()
+    yield path
+    connectors.dispose_engines()
+
+
+def query(path, sql: str, **params) -> list[dict]:
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.connect() as connection:
+        found = [dict(row._mapping) for row in connection.execute(text(sql), params)]
+    engine.dispose()
+    return found
+
+
+@pytest.fixture
+def make_endpoint(admin):
+    def make(name, action, **mapping):
+        reply = admin.post(
+            "/api/v1/webhooks/endpoints",
+            json={"name": name, "action": action, **mapping},
+        )
+        assert reply.status_code == 201, reply.get_json()
+        return reply.get_json()
+
+    return make
+
+
+@pytest.fixture
+def send(client):
+    """POST raw bytes to an endpoint, signed with `secret` unless it is None."""
+
+    def post(name, body, secret=None, *, timestamp=None, key=None, headers=None):
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        sent = dict(headers or {})
+        if secret is not None:
+            sent.update(signatures.headers(secret, timestamp or int(time.time()), raw))
+        if key is not None:
+            sent["Idempotency-Key"] = key
+        return client.post(
+            f"/webhooks/{name}", data=raw, headers=sent, content_type="application/json"
+        )
+
+    return post

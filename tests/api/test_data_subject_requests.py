@@ -13,8 +13,7 @@ from app.extensions import db
 from app.models import Restriction, SubjectRequest
 from app.registry import sample_data
 from app.services import definitions, letters
-from tests.api.test_erasure import query, systems  # noqa: F401 (a fixture)
-from tests.api.test_webhooks import make_endpoint, send  # noqa: F401 (fixtures)
+from tests.conftest import query
 
 ROOT = Path(__file__).parent.parent.parent
 ROWS = sample_data.rows()
@@ -34,7 +33,7 @@ CONFIRMED = {
 
 
 @pytest.fixture
-def dsr(app, systems, frozen_clock):  # noqa: F811
+def dsr(app, systems, frozen_clock):
     """The bundled request process with its forms and letters, over fresh systems."""
     with app.app_context():
         definitions.deploy_forms(ROOT / "forms")
@@ -163,8 +162,8 @@ def test_an_opendsr_webhook_request_enters_the_same_intake(
     app,
     dsr,
     officer,
-    make_endpoint,  # noqa: F811
-    send,  # noqa: F811
+    make_endpoint,
+    send,
     frozen_clock,
 ):
     endpoint = make_endpoint(

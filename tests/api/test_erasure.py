@@ -14,7 +14,8 @@ from sqlalchemy import create_engine, select, text, update
 from app.extensions import db
 from app.models import AuditEvent, ErasureEntry, Field
 from app.registry import sample_data
-from app.services import catalogue, connectors, restrictions
+from app.services import connectors, restrictions
+from tests.conftest import query
 
 API = "/api/v1/registry/subjects"
 EMPLOYEES = sample_data.rows()[sample_data.hr_employees]
@@ -22,28 +23,6 @@ EMPLOYEES = sample_data.rows()[sample_data.hr_employees]
 SHARED = EMPLOYEES[-1]
 IDENTITIES = {"identities": {"email": SHARED["email"]}}
 KEEP = {"outcome": "retain", "ground": "art_17_3_b"}
-
-
-@pytest.fixture
-def systems(app, tmp_path, monkeypatch):
-    """A fresh sample database for this test alone, mapped by the demo catalogue."""
-    path = tmp_path / "systems.sqlite3"
-    url = f"sqlite:///{path}"
-    sample_data.create(url)
-    monkeypatch.setitem(app.config, "DEMO_SYSTEMS_URL", url)
-    with app.app_context():
-        catalogue.load_catalogue(catalogue.DEMO)
-        db.session.commit()
-    yield path
-    connectors.dispose_engines()
-
-
-def query(path, sql: str, **params) -> list[dict]:
-    engine = create_engine(f"sqlite:///{path}")
-    with engine.connect() as connection:
-        found = [dict(row._mapping) for row in connection.execute(text(sql), params)]
-    engine.dispose()
-    return found
 
 
 def employee(path) -> dict:

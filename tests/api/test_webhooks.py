@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from datetime import timedelta
 
 import pytest
@@ -39,37 +38,6 @@ def _request(**overrides):
     }
     body.update(overrides)
     return body
-
-
-@pytest.fixture
-def make_endpoint(admin):
-    def make(name, action, **mapping):
-        reply = admin.post(
-            "/api/v1/webhooks/endpoints",
-            json={"name": name, "action": action, **mapping},
-        )
-        assert reply.status_code == 201, reply.get_json()
-        return reply.get_json()
-
-    return make
-
-
-@pytest.fixture
-def send(client):
-    """POST raw bytes to an endpoint, signed with `secret` unless it is None."""
-
-    def post(name, body, secret=None, *, timestamp=None, key=None, headers=None):
-        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-        sent = dict(headers or {})
-        if secret is not None:
-            sent.update(signatures.headers(secret, timestamp or int(time.time()), raw))
-        if key is not None:
-            sent["Idempotency-Key"] = key
-        return client.post(
-            f"/webhooks/{name}", data=raw, headers=sent, content_type="application/json"
-        )
-
-    return post
 
 
 @pytest.fixture
