@@ -58,6 +58,7 @@ def _register_operators(app: Flask) -> None:
         consent,
         deadlines,
         letters,
+        request_answers,
         subject_operators,
         subject_requests,
     )
@@ -70,6 +71,7 @@ def _register_operators(app: Flask) -> None:
         **letters.OPERATORS,
         **subject_operators.OPERATORS,
         **subject_requests.OPERATORS,
+        **request_answers.OPERATORS,
     }.items():
         registry.register(name, operator)
     for name, operator in {

@@ -11,7 +11,7 @@ from marshmallow import Schema, fields, validate
 from app.api.auth import require_roles
 from app.api.schemas import PageArgs, PageSchema
 from app.models.subject_requests import CLOSED, OPEN, REQUEST_TYPES
-from app.services import subject_requests
+from app.services import request_answers, subject_requests
 
 PREFIX = "requests"
 blp = Blueprint(
@@ -69,7 +69,7 @@ class SuppressionCheckSchema(Schema):
         required=True,
         validate=validate.Length(min=1, max=20),
     )
-    purpose = fields.String(load_default=subject_requests.DIRECT_MARKETING)
+    purpose = fields.String(load_default=request_answers.DIRECT_MARKETING)
 
 
 class SuppressionReplySchema(Schema):
@@ -109,6 +109,6 @@ class SuppressionCheck(MethodView):
         identities = body["identities"]
         purpose = body["purpose"]
         return {
-            "suppressed": subject_requests.suppressed(identities, purpose),
+            "suppressed": request_answers.suppressed(identities, purpose),
             "purpose": purpose,
         }

@@ -18,23 +18,17 @@ from sqlalchemy import func, select
 from app import clock
 from app.errors import NotFound, Unprocessable
 from app.extensions import db
-from app.models import Deadline, Field, SubjectRequest, Suppression
+from app.models import Deadline, SubjectRequest
 from app.models.deadlines import PENDING
 from app.models.subject_requests import CLOSED, REQUEST_TYPES
 from app.services import (
     audit,
-    connectors,
     context,
     deadlines,
     erasure,
-    registry,
-    restrictions,
-    subjects,
-    task_data,
 )
 from app.services.operators import as_operator
 from app.services.paging import Page, paginate
-from app.services.restrictions import RESTRICTION_GROUNDS
 
 logger = logging.getLogger(__name__)
 
@@ -51,10 +45,9 @@ IDENTITY_METHODS = {
 }
 DECISIONS = ("proceed", "extend", "refuse", "unfounded")
 EXTENSION = "P2M"
-DIRECT_MARKETING = "direct_marketing"
 
 
-def _invalid(field: str, message: str, detail: str, code: str) -> Unprocessable:
+def invalid(field: str, message: str, detail: str, code: str) -> Unprocessable:
     return Unprocessable(
         detail, code=code, errors=[{"field": field, "message": message}]
     )
@@ -79,7 +72,7 @@ def identities_of(data: dict[str, Any]) -> dict[str, str]:
         }
         if raw:
             return raw
-    raise _invalid(
+    raise invalid(
         "subject",
         'Give at least one identity, e.g. {"email": ...}.',
         "A request needs an identity of the data subject (an e-mail address, a "
@@ -88,7 +81,7 @@ def identities_of(data: dict[str, Any]) -> dict[str, str]:
     )
 
 
-def _aware(value: Any, field: str, what: str) -> datetime | None:
+def aware_time(value: Any, field: str, what: str) -> datetime | None:
     """An ISO 8601 date-time with a zone, None for none; 422 naming the field."""
     if value in (None, ""):
         return None
@@ -97,7 +90,7 @@ def _aware(value: Any, field: str, what: str) -> datetime | None:
     except ValueError:
         moment = None
     if moment is None or moment.tzinfo is None:
-        raise _invalid(
+        raise invalid(
             field,
             "An ISO 8601 date-time with a zone.",
             f"{what} is not a date-time with a zone.",
@@ -108,11 +101,11 @@ def _aware(value: Any, field: str, what: str) -> datetime | None:
 
 def _received_at(data: dict[str, Any]) -> datetime:
     value = data.get("received_at") or data.get("submitted_at")
-    moment = _aware(value, "received_at", "The time the request was received")
+    moment = aware_time(value, "received_at", "The time the request was received")
     if moment is None:
         return clock.now()
     if moment > clock.now():
-        raise _invalid(
+        raise invalid(
             "received_at",
             "Lies in the future.",
             "A request cannot be received in the future: the Art 12(3) month runs "
@@ -125,7 +118,7 @@ def _received_at(data: dict[str, Any]) -> datetime:
 def _request_type(data: dict[str, Any]) -> str:
     kind = data.get("request_type")
     if kind not in REQUEST_TYPES:
-        raise _invalid(
+        raise invalid(
             "request_type",
             f"One of {', '.join(REQUEST_TYPES)}.",
             "The request names no right this process handles.",
@@ -139,7 +132,7 @@ def _channel(data: dict[str, Any]) -> str:
         return "api"
     channel = data.get("channel", "api")
     if channel not in CHANNELS:
-        raise _invalid(
+        raise invalid(
             "channel",
             f"One of {', '.join(CHANNELS)}.",
             "The channel the request came in by is not known.",
@@ -228,7 +221,7 @@ def _earlier(row: SubjectRequest) -> list[dict[str, Any]]:
     ]
 
 
-def _current() -> SubjectRequest:
+def current_request() -> SubjectRequest:
     instance_id = context.current_instance_id()
     row = db.session.scalar(
         select(SubjectRequest).where(SubjectRequest.instance_id == instance_id)
@@ -246,27 +239,27 @@ def verify(
 ) -> dict[str, Any]:
     """Record how identity was checked; the clock may start now (a setting)."""
     if method not in IDENTITY_METHODS:
-        raise _invalid(
+        raise invalid(
             "method",
             f"One of {', '.join(IDENTITY_METHODS)}.",
             "Record how the requester's identity was checked.",
             "identity-method-unknown",
         )
     if method == "other" and not (note or "").strip():
-        raise _invalid(
+        raise invalid(
             "note",
             "Describe the check.",
             "Another check must be described (Art 12(6): only what is needed).",
             "identity-note-missing",
         )
     if outcome not in ("confirmed", "not_confirmed"):
-        raise _invalid(
+        raise invalid(
             "outcome",
             "confirmed or not_confirmed.",
             "Say whether the identity was confirmed.",
             "identity-outcome-unknown",
         )
-    row, now = _current(), clock.now()
+    row, now = current_request(), clock.now()
     row.identity_method, row.identity_outcome = method, outcome
     row.identity_checked_at = now
     updated = {**request, "identity_confirmed": outcome == "confirmed"}
@@ -303,14 +296,14 @@ def decide(
 ) -> dict[str, Any]:
     """Record the officer's decision; an extension moves the deadline two months."""
     if decision not in DECISIONS:
-        raise _invalid(
+        raise invalid(
             "decision",
             f"One of {', '.join(DECISIONS)}.",
             "Choose a decision.",
             "decision-unknown",
         )
     if decision != "proceed" and not (reasons or "").strip():
-        raise _invalid(
+        raise invalid(
             "reasons",
             "Give the reasons.",
             "Extending, refusing or declining a request needs its reasons, which "
@@ -318,14 +311,14 @@ def decide(
             "reasons-missing",
         )
     if decision == "proceed" and not request.get("identity_confirmed"):
-        raise _invalid(
+        raise invalid(
             "decision",
             "The identity is not confirmed.",
             "The requester's identity is not confirmed: refuse, giving the reason "
             "(Art 12(2), Art 12(6)), or confirm it first.",
             "identity-not-confirmed",
         )
-    row = _current()
+    row = current_request()
     updated = {**request, "decision": decision, "reasons": reasons or ""}
     if decision == "extend":
         updated["due_at"] = _extend(row, reasons or "")
@@ -343,7 +336,7 @@ def _extend(row: SubjectRequest, reasons: str) -> str:
     """Art 12(3): by two further months, told within the first month."""
     deadline = deadlines.get_deadline(row.instance_id, REPLY)
     if row.extended_at is not None or deadline.rule.get("extensions"):
-        raise _invalid(
+        raise invalid(
             "decision",
             "Already extended.",
             "Art 12(3) allows one extension, by two further months; this request "
@@ -352,7 +345,7 @@ def _extend(row: SubjectRequest, reasons: str) -> str:
         )
     first_month_ends = deadline.due_at
     if clock.now() > first_month_ends:
-        raise _invalid(
+        raise invalid(
             "decision",
             f"The first month ended on {first_month_ends.isoformat()}.",
             "Art 12(3): the subject must be told of an extension within one month "
@@ -362,343 +355,6 @@ def _extend(row: SubjectRequest, reasons: str) -> str:
     moved = deadlines.extend(row.instance_id, REPLY, EXTENSION, reasons)
     row.extended_at = clock.now()
     return moved.due_at.isoformat()
-
-
-# --- answering each right ------------------------------------------------------------
-
-
-def _subject(identities: Any) -> connectors.Subject:
-    if not isinstance(identities, dict) or not identities:
-        raise _invalid(
-            "subject",
-            "No identities.",
-            "The request names no subject.",
-            "subject-identity-missing",
-        )
-    return connectors.locate({str(k): str(v) for k, v in identities.items()})
-
-
-def _reply(
-    outcome: str,
-    template: str,
-    values: dict[str, Any],
-    attach: list[str],
-    recipients: list[Any],
-) -> dict[str, Any]:
-    """What the process sends: the letter, its values and attachments, and who
-    else must hear of the change (Art 19)."""
-    return {
-        "outcome": outcome,
-        "template": template,
-        "values": {"recipients": [], **values},
-        "attach": attach,
-        "recipients": recipients,
-    }
-
-
-def refuse(request: dict[str, Any]) -> dict[str, Any]:
-    """The refusal (Art 12(4)) or the declining (Art 12(5)) letter's contents."""
-    decision = request.get("decision")
-    if decision not in ("refuse", "unfounded"):
-        raise _invalid(
-            "decision",
-            "Not a refusal.",
-            "The request was not refused.",
-            "not-refused",
-        )
-    template = "dsr_refusal" if decision == "refuse" else "dsr_unfounded"
-    values = {"reasons": request.get("reasons", ""), "article": request["article"]}
-    outcome = "refused" if decision == "refuse" else "unfounded"
-    return _reply(outcome, template, values, [], [])
-
-
-def access(identities: Any) -> dict[str, Any]:
-    """Art 15: the information letter's contents; the copy goes as an attachment."""
-    subject = _subject(identities)
-    if not subject.matches:
-        values = {"processing": False, "fields": []}
-        return _reply("answered", "dsr_access_reply", values, [], [])
-    report, copy = subjects.access_report(subject)
-    subjects.record(
-        "registry.subject_access_report",
-        subject,
-        copy,
-        None,
-        instance_id=context.current_instance_id(),
-    )
-    values = {key: value for key, value in report.items() if key != "copy"}
-    attach = ["subject_export", "letter_pdf"]
-    return _reply("answered", "dsr_access_reply", values, attach, [])
-
-
-def portability(identities: Any) -> dict[str, Any]:
-    """Art 20: which fields go, in JSON and CSV, as attachments."""
-    subject = _subject(identities)
-    portable = [row for row in subject.fields if row.portable]
-    values = {
-        "fields": [{"id": row.field_id, "name": row.name} for row in portable],
-        "systems": sorted({row.entity.system.name for row in portable}),
-    }
-    attach = ["portability_export", "letter_pdf"] if portable else ["letter_pdf"]
-    return _reply("answered", "dsr_portability_reply", values, attach, [])
-
-
-def erasure_plan(identities: Any) -> list[dict[str, Any]]:
-    """A plan to review: delete each field, unless the law makes us keep it."""
-    subject = _subject(identities)
-    steps = []
-    for row in subject.fields:
-        step = {"field": row.field_id, "name": row.name, "outcome": "delete"}
-        if erasure.legal_hold(row):
-            step.update(
-                outcome="retain",
-                ground="art_17_3_b",
-                reason="Kept under a legal obligation ("
-                + ", ".join(row.purposes)
-                + ").",
-            )
-        steps.append(step)
-    return steps
-
-
-def erase(identities: Any, plan: Any, ground: str) -> dict[str, Any]:
-    """Carry out the approved plan; the reply says what went, what stayed, and why."""
-    if not isinstance(plan, list) or not plan:
-        raise _invalid(
-            "plan", "An empty plan.", "The erasure plan names no field.", "plan-empty"
-        )
-    steps = {str(step.get("field")): _plan_step(step) for step in plan}
-    result = erasure.erase({str(k): str(v) for k, v in identities.items()}, steps, None)
-    names = {row.field_id: row for row in registry.find_fields(list(steps)).values()}
-    done = _outcomes(result, plan, names)
-    changed = [f for f, step in steps.items() if step["outcome"] != "retain"]
-    values = {**done, "ground": ground, "failed": _failed(result)}
-    return _reply("erased", "dsr_erasure_reply", values, [], recipients_of(changed))
-
-
-def _plan_step(step: dict[str, Any]) -> dict[str, Any]:
-    kept = {"outcome": step.get("outcome"), "ground": step.get("ground")}
-    if step.get("lift_at"):
-        kept["lift_at"] = _moment(step["lift_at"])
-    return kept
-
-
-def _outcomes(
-    result: dict[str, Any], plan: list[dict[str, Any]], names: dict[str, Field]
-) -> dict[str, list[dict[str, Any]]]:
-    by_outcome: dict[str, list[dict[str, Any]]] = {
-        "erased": [],
-        "anonymised": [],
-        "restricted": [],
-        "retained": [],
-    }
-    label = {
-        "delete": "erased",
-        "anonymise": "anonymised",
-        "restrict": "restricted",
-        "retain": "retained",
-    }
-    applied = _applied(result)
-    for step in plan:
-        field_id = str(step["field"])
-        if field_id not in applied:
-            continue
-        row = names.get(field_id)
-        by_outcome[label[step["outcome"]]].append(
-            {
-                "field": field_id,
-                "name": row.name if row else field_id,
-                "ground": step.get("ground"),
-                "reason": step.get("reason"),
-                "lift_at": step.get("lift_at"),
-            }
-        )
-    return by_outcome
-
-
-def _applied(result: dict[str, Any]) -> set[str]:
-    return {
-        field_id
-        for system in result["systems"].values()
-        if system["status"] == "erased"
-        for field_id in system["fields"]
-    }
-
-
-def _failed(result: dict[str, Any]) -> list[str]:
-    return sorted(
-        key for key, system in result["systems"].items() if system["status"] != "erased"
-    )
-
-
-def recipients_of(field_ids: list[str]) -> list[dict[str, Any]]:
-    """Art 19: every recipient the changed fields were disclosed to, once each."""
-    found = registry.find_fields(field_ids)
-    systems = {system.key: system for system in registry.list_systems()}
-    recipients: dict[str, dict[str, Any]] = {}
-    for field_id in sorted(found):
-        for recipient in found[field_id].recipients:
-            key = recipient.get("system") or recipient["name"]
-            name = systems[key].name if key in systems else recipient["name"]
-            entry = recipients.setdefault(key, {"key": key, "name": name, "fields": []})
-            entry["fields"].append(field_id)
-    return list(recipients.values())
-
-
-def rectify(
-    identities: Any, corrections: Any, reasons: str | None = None
-) -> dict[str, Any]:
-    """Art 16: write the corrected values to the systems; the reply names fields."""
-    if not isinstance(corrections, list):
-        corrections = []
-    values = {str(item["field"]): item.get("value") for item in corrections}
-    known = registry.find_fields(list(values))
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise Unprocessable(
-            "Some corrections name no registry field; nothing was changed.",
-            code="field-unknown",
-            errors=[
-                {"field": f"corrections.{f}", "message": "Not in the registry."}
-                for f in unknown
-            ],
-        )
-    ids = {str(k): str(v) for k, v in identities.items()}
-    systems = task_data.write_values(ids, values) if values else []
-    audit.record(
-        "registry.subject_rectified",
-        instance_id=context.current_instance_id(),
-        identity_keys=sorted(ids),
-        systems=systems,
-        fields=sorted(values),
-    )
-    corrected = [{"field": f, "name": known[f].name} for f in sorted(values)]
-    if not corrected and not (reasons or "").strip():
-        raise _invalid(
-            "rectification_reasons",
-            "Give the reasons.",
-            "Correct at least one field, or give the reasons the data is accurate.",
-            "reasons-missing",
-        )
-    return _reply(
-        "rectified" if corrected else "not_rectified",
-        "dsr_rectification_reply",
-        {"corrected": corrected, "reasons": reasons or ""},
-        [],
-        recipients_of(sorted(values)),
-    )
-
-
-def restrict(
-    identities: Any, ground: str, fields: Any = None, lift_at: Any = None
-) -> dict[str, Any]:
-    """Art 18: restrict the fields named (all when none); the reply says until when."""
-    subject = _subject(identities)
-    named = [str(f) for f in fields] if isinstance(fields, list) and fields else None
-    until = _moment(lift_at)
-    restrictions.restrict_subject(subject, named, ground, until, None)
-    restricted = named or sorted(row.field_id for row in subject.fields)
-    values = {
-        "ground": ground,
-        "article": RESTRICTION_GROUNDS[ground],
-        "lift_at": until.isoformat() if until else None,
-        "fields": _named(restricted),
-    }
-    recipients = recipients_of(restricted)
-    return _reply("restricted", "dsr_restriction_reply", values, [], recipients)
-
-
-def _moment(value: Any) -> datetime | None:
-    return _aware(value, "lift_at", "The restriction's end")
-
-
-def _named(field_ids: list[str]) -> list[dict[str, str]]:
-    known = registry.find_fields(field_ids)
-    return [{"field": f, "name": known[f].name if f in known else f} for f in field_ids]
-
-
-def object_to(
-    identities: Any, direct_marketing: bool, upheld: bool, grounds: str | None = None
-) -> dict[str, Any]:
-    """Art 21: marketing stops always; other processing unless compelling grounds."""
-    if not direct_marketing and not upheld and not (grounds or "").strip():
-        raise _invalid(
-            "grounds",
-            "State the compelling legitimate grounds.",
-            "Art 21(1): processing may go on only on compelling legitimate grounds "
-            "that override the subject's interests; state them.",
-            "grounds-missing",
-        )
-    subject = _subject(identities)
-    ids = {str(k): str(v) for k, v in identities.items()}
-    if direct_marketing:
-        _suppress(ids)
-        stopped = _marketing_fields(subject)
-        ground = "art_21_3"
-    else:
-        stopped = _objectable_fields(subject) if upheld else []
-        ground = "art_21_1"
-    if stopped:
-        restrictions.restrict_subject(subject, stopped, ground, None, None)
-    values = {
-        "direct_marketing": bool(direct_marketing),
-        "upheld": bool(direct_marketing or upheld),
-        "grounds": grounds or "",
-        "stopped": _named(stopped),
-    }
-    outcome = "objection_upheld" if values["upheld"] else "objection_refused"
-    return _reply(outcome, "dsr_objection_reply", values, [], recipients_of(stopped))
-
-
-def _marketing_fields(subject: connectors.Subject) -> list[str]:
-    return sorted(
-        row.field_id
-        for row in subject.fields
-        if any(purpose.startswith("marketing") for purpose in row.purposes)
-    )
-
-
-def _objectable_fields(subject: connectors.Subject) -> list[str]:
-    return sorted(
-        row.field_id
-        for row in subject.fields
-        if row.legal_basis in ("legitimate_interests", "public_task")
-    )
-
-
-def _suppress(identities: dict[str, str]) -> None:
-    row = _current()
-    for kind, value in identities.items():
-        digest = erasure.identity_hmac({kind: value})
-        exists = db.session.scalar(
-            select(Suppression.id).where(
-                Suppression.identity_hmac == digest,
-                Suppression.purpose == DIRECT_MARKETING,
-            )
-        )
-        if exists is None:
-            db.session.add(
-                Suppression(
-                    identity_hmac=digest, purpose=DIRECT_MARKETING, request_id=row.id
-                )
-            )
-    audit.record(
-        "request.marketing_suppressed",
-        instance_id=row.instance_id,
-        reference=row.reference,
-        identity_keys=sorted(identities),
-    )
-
-
-def suppressed(identities: dict[str, str], purpose: str = DIRECT_MARKETING) -> bool:
-    """Whether any of the identities objected to this purpose (Art 21(3))."""
-    digests = [erasure.identity_hmac({k: v}) for k, v in identities.items()]
-    found = db.session.scalar(
-        select(func.count(Suppression.id)).where(
-            Suppression.identity_hmac.in_(digests), Suppression.purpose == purpose
-        )
-    )
-    return bool(found)
 
 
 # --- Art 19 and closing --------------------------------------------------------------
@@ -720,7 +376,7 @@ def record_notices(reply: dict[str, Any], notices: Any) -> dict[str, Any]:
             code="recipient-notice-incomplete",
             errors=errors,
         )
-    row = _current()
+    row = current_request()
     kept = [
         _kept_notice(recipient, notice)
         for recipient, notice in zip(reply["recipients"], notices, strict=False)
@@ -762,7 +418,7 @@ def _kept_notice(recipient: dict[str, Any], notice: dict[str, Any]) -> dict[str,
 
 def close(outcome: str) -> dict[str, Any]:
     """Close the request: its deadline is met, late or not, and the register says so."""
-    row, now = _current(), clock.now()
+    row, now = current_request(), clock.now()
     deadline = deadlines.get_deadline(row.instance_id, REPLY)
     late = now > deadline.due_at
     if deadline.state == PENDING:
@@ -827,15 +483,7 @@ def _due_dates(instance_ids: list[str]) -> dict[str, datetime]:
 
 OPERATORS = {
     "requests.verify": as_operator(verify),
-    "requests.refuse": as_operator(refuse),
     "requests.decide": as_operator(decide),
-    "requests.access": as_operator(access),
-    "requests.portability": as_operator(portability),
-    "requests.erasure_plan": as_operator(erasure_plan),
-    "requests.erase": as_operator(erase),
-    "requests.rectify": as_operator(rectify),
-    "requests.restrict": as_operator(restrict),
-    "requests.object": as_operator(object_to),
     "requests.record_notices": as_operator(record_notices),
     "requests.close": as_operator(close),
 }
