@@ -51,17 +51,30 @@ def sweep(now: datetime | None = None, limit: int = 10_000) -> SweepReport:
     """Fire every deadline due by `now`, each in its own savepoint."""
     now = now or clock.now()
     report = SweepReport()
+    woken: set[tuple[str, str]] = set()
     while report.fired + report.failed < limit:
         batch = _due(now)
         if not batch:
             db.session.commit()
             break
         for deadline in batch:
+            key = (deadline.instance_id, deadline.name)
+            if key in woken:
+                _again_later(deadline, now)
+                continue
+            woken.add(key)
             _fire_one(deadline, now, report)
         db.session.commit()
     if report.fired or report.failed:
         logger.info("sweep fired %s deadlines, %s failed", report.fired, report.failed)
     return report
+
+
+def _again_later(deadline: Deadline, now: datetime) -> None:
+    # Woken once already in this sweep and due again: the engine fires a timer
+    # only once its time is strictly past, so a wake at that very instant finds
+    # it still waiting. The next sweep tries again, instead of this one forever.
+    deadline.retry_at = now + timedelta(seconds=1)
 
 
 def _fire_one(deadline: Deadline, now: datetime, report: SweepReport) -> None:

@@ -290,3 +290,25 @@ def test_two_scheduler_processes_fire_each_deadline_exactly_once(
     names = [event["deadline"] for event in events]
     # The processes read the real clock: the request's own four are due too.
     assert fired == len(names) == len(set(names)) == 204
+
+
+def test_a_timer_woken_at_its_very_instant_fires_on_the_next_sweep(
+    app, request_instance, officer, dpo, frozen_clock
+):
+    due = datetime.fromisoformat(
+        _deadlines(officer, request_instance["id"])["timer:deadline_passed"]["due_at"]
+    )
+    frozen_clock.at = due
+
+    with app.app_context():
+        at_the_instant = scheduler.sweep()
+        frozen_clock.advance(seconds=1)
+        a_second_later = scheduler.sweep()
+
+    # The engine waits until the time is past: the first wake finds it waiting,
+    # and the sweep does not wake it again at the same instant. What fired:
+    # the reply deadline, its target, its reminder and the timer, once each.
+    assert (at_the_instant.fired, at_the_instant.failed) == (4, 0)
+    assert a_second_later.fired >= 1
+    tasks = dpo.get(f"/api/v1/tasks?instance_id={request_instance['id']}")
+    assert "escalated" in {task["bpmn_id"] for task in tasks.get_json()["items"]}
