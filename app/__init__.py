@@ -57,8 +57,10 @@ def _register_operators(app: Flask) -> None:
         breaches,
         consent,
         deadlines,
+        dpia,
         letters,
         request_answers,
+        retention,
         subject_operators,
         subject_requests,
     )
@@ -68,7 +70,9 @@ def _register_operators(app: Flask) -> None:
         **breaches.OPERATORS,
         **consent.OPERATORS,
         **deadlines.OPERATORS,
+        **dpia.OPERATORS,
         **letters.OPERATORS,
+        **retention.OPERATORS,
         **subject_operators.OPERATORS,
         **subject_requests.OPERATORS,
         **request_answers.OPERATORS,
@@ -76,6 +80,7 @@ def _register_operators(app: Flask) -> None:
         registry.register(name, operator)
     for name, operator in {
         **breaches.DATA_OPERATORS,
+        **dpia.DATA_OPERATORS,
         **subject_requests.DATA_OPERATORS,
     }.items():
         registry.register(name, operator, reads_data=True)

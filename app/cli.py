@@ -26,6 +26,7 @@ events_cli = AppGroup("events", help="Outbound events.")
 registry_cli = AppGroup("registry", help="The personal-data registry.")
 mail_cli = AppGroup("mail", help="Outbound mail.")
 consent_cli = AppGroup("consent", help="Consent renewal.")
+retention_cli = AppGroup("retention", help="Retention enforcement (Art 5(1)(e)).")
 
 DEMO_USER = "demo"
 
@@ -228,6 +229,19 @@ def consent_sweep() -> None:
     click.echo(f"started {len(started)} consent renewals")
 
 
+@retention_cli.command("sweep")
+def retention_sweep() -> None:
+    """Start one retention sweep now, unless one is already running."""
+    from app.services import retention
+
+    try:
+        instance = retention.start_sweep()
+    except ProblemError as error:
+        _fail(error)
+    db.session.commit()
+    click.echo(f"retention sweep started: instance {instance.id}")
+
+
 def register(app: Flask) -> None:
     commands = (
         users_cli,
@@ -236,6 +250,7 @@ def register(app: Flask) -> None:
         events_cli,
         mail_cli,
         consent_cli,
+        retention_cli,
         registry_cli,
         deploy,
         demo,

@@ -101,10 +101,13 @@ def load(instance_path: Path) -> dict[str, Any]:
         # Art 8(1): 16 unless member-state law sets a lower age, not below 13.
         "CONSENT_MINIMUM_AGE": int(os.environ.get("CONSENT_MINIMUM_AGE", "16")),
         "CONSENT_RENEWAL_SWEEP_SECONDS": _float("CONSENT_RENEWAL_SWEEP_SECONDS", 3600),
+        "RETENTION_SWEEP_SECONDS": _float("RETENTION_SWEEP_SECONDS", 86400),
         "PUBLIC_BASE_URL": os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000"),
         # Art 12(3)'s month runs from receipt; some authorities start it once
         # identity is confirmed ("identity").
         "REQUEST_CLOCK_START": os.environ.get("REQUEST_CLOCK_START", "receipt"),
+        # Art 35(11): how long after its conclusion a DPIA comes back for review.
+        "DPIA_REVIEW_PERIOD": os.environ.get("DPIA_REVIEW_PERIOD", "P1Y"),
         "API_TITLE": "GDPR workflow service",
         "API_VERSION": "v1",
         "OPENAPI_VERSION": "3.0.3",

@@ -14,13 +14,16 @@ from app.api import (
     consent_links,
     deadlines,
     definitions,
+    dpia,
     forms,
     health,
     instances,
     letters,
     messages,
+    privacy_notices,
     registry,
     reports,
+    retention,
     subject_requests,
     subjects,
     subscribers,
@@ -49,6 +52,9 @@ PROTECTED = (
     reports,
     letters,
     consent,
+    privacy_notices,
+    dpia,
+    retention,
 )
 
 
@@ -107,5 +113,7 @@ def init_app(app: Flask) -> None:
     # Signed, not bearer-authenticated: outside /api/v1 on purpose.
     api.register_blueprint(webhook_intake.blp, url_prefix="/webhooks")
     api.register_blueprint(consent_links.blp, url_prefix="/consent")
+    # Public on purpose: a subject reads the notice version they were shown.
+    api.register_blueprint(privacy_notices.public_blp, url_prefix="/privacy")
     app.register_error_handler(Forbidden, handle_forbidden)
     app.extensions["gdpr.api"] = api

@@ -34,6 +34,11 @@ class ConsentNoticeCreateSchema(Schema):
         required=True,
         metadata={"description": "Whether it changes what was consented to."},
     )
+    privacy_notice_version_id = fields.Integer(
+        load_default=None,
+        allow_none=True,
+        metadata={"description": "The privacy-notice version shown with this text."},
+    )
 
 
 class ConsentNoticeSchema(Schema):
@@ -46,6 +51,7 @@ class ConsentNoticeSchema(Schema):
     material = fields.Boolean()
     published_at = fields.DateTime()
     published_by_id = fields.Integer(allow_none=True)
+    privacy_notice_version_id = fields.Integer(allow_none=True)
 
 
 class ConsentNoticeListArgs(Schema):
@@ -175,6 +181,7 @@ class Notices(MethodView):
             body["language"],
             body["material"],
             current_user().id,
+            body["privacy_notice_version_id"],
         )
         db.session.commit()
         return notice
@@ -264,6 +271,9 @@ CSV_COLUMNS = (
     "notice_sha256",
     "notice_language",
     "notice_text",
+    "privacy_notice_scope",
+    "privacy_notice_version",
+    "privacy_notice_sha256",
     "channel",
     "mechanism",
     "recorded_by_id",

@@ -116,6 +116,7 @@ class SystemSummarySchema(Schema):
     transfer_safeguard = fields.String(allow_none=True)
     transfer_note = fields.String(allow_none=True)
     connection = fields.String(allow_none=True)
+    retention_review = fields.Boolean()
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
 
@@ -132,6 +133,10 @@ class RetentionReplySchema(Schema):
     period = fields.String(allow_none=True)
     anchor = fields.String(allow_none=True)
     criterion = fields.String(allow_none=True)
+    anchor_column = fields.String()
+    until = fields.String()
+    on_expiry = fields.String()
+    ground = fields.String()
 
 
 class RecipientReplySchema(Schema):
@@ -177,6 +182,7 @@ class PurposeReplySchema(Schema):
     name = fields.String()
     description = fields.String()
     legal_basis = fields.String(allow_none=True)
+    legitimate_interest = fields.String(allow_none=True)
     created_at = fields.DateTime()
     updated_at = fields.DateTime()
 

@@ -51,6 +51,10 @@ class ConsentNotice(db.Model):
     published_by_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL")
     )
+    # The privacy notice (Art 13) version shown beside this consent text, if any.
+    privacy_notice_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("privacy_notices.id")
+    )
 
 
 class ConsentPurpose(db.Model):

@@ -72,6 +72,8 @@ class Purpose(db.Model):
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str] = mapped_column(Text, default="")
     legal_basis: Mapped[str | None] = mapped_column(String(30))
+    # Art 13(1)(d): the interest pursued where the purpose rests on Art 6(1)(f).
+    legitimate_interest: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
@@ -122,6 +124,8 @@ class System(db.Model):
     # An SQLAlchemy URL without a password, or `env:NAME` naming the variable that
     # holds one; None when the registry only describes the system.
     connection: Mapped[str | None] = mapped_column(String(500))
+    # Art 5(1)(e) sweeps wait for the DPO's review of this system's rows unless off.
+    retention_review: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 

@@ -45,6 +45,7 @@ hr_employees = Table(
     Column("bsn", String(9), nullable=False),
     Column("leave_balance", Integer, nullable=False),
     Column("has_medical_note", Boolean, nullable=False),
+    Column("employment_ended_on", Date),
 )
 crm_customers = Table(
     "crm_customers",
@@ -53,6 +54,7 @@ crm_customers = Table(
     Column("email", String(200), nullable=False, unique=True),
     Column("phone", String(20), nullable=False),
     Column("address", String(300), nullable=False),
+    Column("contract_ended_on", Date),
 )
 billing_invoices = Table(
     "billing_invoices",
@@ -106,6 +108,31 @@ def people(rng: random.Random, count: int) -> list[dict[str, str]]:
     return out
 
 
+def employment_ended_on(number: int) -> date | None:
+    """Who has left, and when: fixed by the employee's number, not the seed.
+
+    Every sixth left early in 2023, employee 5 in 2018, and every sixth counting
+    from the first in mid-2024; the others still work here.
+    """
+    if number == 5:
+        return date(2018, 6, 29)
+    if number % 6 == 0:
+        return date(2023, 1, 31)
+    if number % 6 == 1:
+        return date(2024, 6, 28)
+    return None
+
+
+def contract_ended_on(number: int) -> date | None:
+    """Every eighth customer's contract ended in 2023, every eighth from the fourth
+    at the end of 2025; the others are still customers."""
+    if number % 8 == 0:
+        return date(2023, 9, 29)
+    if number % 8 == 4:
+        return date(2025, 12, 31)
+    return None
+
+
 def rows(seed: int = SEED) -> dict[Table, list[dict[str, Any]]]:
     """Every table's rows, the same for the same seed."""
     rng = random.Random(seed)
@@ -121,17 +148,19 @@ def rows(seed: int = SEED) -> dict[Table, list[dict[str, Any]]]:
                 "bsn": fake_bsn(rng),
                 "leave_balance": rng.randrange(0, 200),
                 "has_medical_note": rng.random() < 0.15,
+                "employment_ended_on": employment_ended_on(n),
             }
             for n, p in enumerate(employees, start=1)
         ],
         crm_customers: [
             {
                 "email": p["email"],
+                "contract_ended_on": contract_ended_on(m),
                 "phone": f"+31 6 0000 {rng.randrange(10000):04d}",
                 "address": f"Voorbeeldstraat {rng.randrange(1, 200)}, "
                 f"{rng.randrange(1000, 9999)} XX Testdorp",
             }
-            for p in customers
+            for m, p in enumerate(customers, start=1)
         ],
         billing_invoices: [
             {

@@ -329,11 +329,8 @@ def _apply(catalogue: Catalogue, replace: bool) -> LoadReport:
     systems = {s.key: s for s in db.session.scalars(select(System))}
     for key, data in catalogue.systems.items():
         row = systems.get(key) or System(key=key)
-        report.note(
-            "systems",
-            registry_changes.assign(row, registry_changes.system_values(data)),
-            key,
-        )
+        values = registry_changes.system_values(data)
+        report.note("systems", registry_changes.assign(row, values), key)
         db.session.add(row)
         _apply_entities(row, data["entities"], report)
     if replace:
@@ -440,6 +437,7 @@ def export_catalogue() -> dict[str, Any]:
                 "name": p.name,
                 "description": p.description,
                 "legal_basis": p.legal_basis,
+                "legitimate_interest": p.legitimate_interest,
             }
             for p in registry.list_purposes()
         },
@@ -476,6 +474,7 @@ def _system_document(system: System) -> dict[str, Any]:
         "transfer_safeguard": system.transfer_safeguard,
         "transfer_note": system.transfer_note,
         "connection": system.connection,
+        "retention_review": system.retention_review,
         "entities": {
             entity.key: {
                 "name": entity.name,

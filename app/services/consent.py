@@ -30,6 +30,7 @@ from app.models import (
     ConsentIdentity,
     ConsentNotice,
     ConsentPurpose,
+    PrivacyNotice,
 )
 from app.models.consent import (
     ACTIVE,
@@ -80,10 +81,16 @@ def check_purpose(purpose: str) -> None:
 
 
 def publish_notice(
-    purpose: str, text: str, language: str, material: bool, actor_id: int | None
+    purpose: str,
+    text: str,
+    language: str,
+    material: bool,
+    actor_id: int | None,
+    privacy_notice_version_id: int | None = None,
 ) -> ConsentNotice:
     """Publish the next version of a purpose's notice; versions never change."""
     check_purpose(purpose)
+    _check_privacy_notice(privacy_notice_version_id)
     latest = db.session.scalar(
         select(func.max(ConsentNotice.version)).where(ConsentNotice.purpose == purpose)
     )
@@ -96,6 +103,7 @@ def publish_notice(
         material=material,
         published_at=utcnow(),
         published_by_id=actor_id,
+        privacy_notice_version_id=privacy_notice_version_id,
     )
     db.session.add(notice)
     db.session.flush()
@@ -107,6 +115,16 @@ def publish_notice(
         material=material,
     )
     return notice
+
+
+def _check_privacy_notice(version_id: int | None) -> None:
+    """Art 7(1), 13: a consent notice may name the privacy-notice version shown."""
+    if version_id is not None and db.session.get(PrivacyNotice, version_id) is None:
+        raise Unprocessable(
+            f"No privacy-notice version has the id {version_id}.",
+            code="privacy-notice-unknown",
+            errors=[{"field": "privacy_notice_version_id", "message": "is no version"}],
+        )
 
 
 def list_notices(purpose: str | None = None) -> list[ConsentNotice]:
@@ -584,6 +602,17 @@ def _notices_by_id(consents: list[Consent]) -> dict[int, ConsentNotice]:
     return {notice.id: notice for notice in rows}
 
 
+def _privacy_notice_shown(notice: ConsentNotice) -> dict[str, Any]:
+    shown = None
+    if notice.privacy_notice_version_id is not None:
+        shown = db.session.get(PrivacyNotice, notice.privacy_notice_version_id)
+    return {
+        "privacy_notice_scope": shown.scope if shown else None,
+        "privacy_notice_version": shown.version if shown else None,
+        "privacy_notice_sha256": shown.content_sha256 if shown else None,
+    }
+
+
 def _demonstrated(
     consent: Consent, notices: dict[int, ConsentNotice]
 ) -> dict[str, Any]:
@@ -600,6 +629,7 @@ def _demonstrated(
                 "notice_sha256": entry.notice_sha256,
                 "notice_language": notices[entry.notice_id].language,
                 "notice_text": notices[entry.notice_id].text,
+                **_privacy_notice_shown(notices[entry.notice_id]),
                 "channel": entry.channel,
                 "mechanism": entry.mechanism,
                 "recorded_by_id": entry.recorded_by_id,

@@ -24,7 +24,7 @@ DPO_SETTINGS = {"name": "DPO_NAME", "email": "DPO_EMAIL"}
 
 
 @dataclass
-class _Names:
+class Names:
     """Display names of purposes, data categories and subject categories."""
 
     purposes: dict[str, tuple[str, str, str | None]]
@@ -33,7 +33,7 @@ class _Names:
     systems: dict[str, System]
 
     @classmethod
-    def load(cls) -> _Names:
+    def load(cls) -> Names:
         fides = taxonomy.fides()
         purposes = {k: (t.name, t.description, None) for k, t in fides.uses.items()}
         for p in registry.list_purposes():
@@ -47,20 +47,20 @@ class _Names:
 
 def record_of_processing() -> dict[str, Any]:
     """Controller, DPO, one entry per purpose, and what the record shows is missing."""
-    names = _Names.load()
+    names = Names.load()
     fields = registry.list_fields()
-    processes = _processes_by_purpose()
+    processes = processes_by_purpose()
     keys = {p.key for p in registry.list_purposes()}
     keys |= {purpose for row in fields for purpose in row.purposes}
     keys |= set(processes)
     purposes = [
-        _purpose(key, [f for f in fields if key in f.purposes], processes, names)
+        purpose_entry(key, [f for f in fields if key in f.purposes], processes, names)
         for key in sorted(keys)
     ]
     return {
         "generated_at": clock.now().isoformat(),
-        "controller": _settings(CONTROLLER_SETTINGS),
-        "dpo": _settings(DPO_SETTINGS),
+        "controller": contact_settings(CONTROLLER_SETTINGS),
+        "dpo": contact_settings(DPO_SETTINGS),
         "purposes": purposes,
         "findings": [
             *_legal_basis_findings(purposes),
@@ -71,18 +71,18 @@ def record_of_processing() -> dict[str, Any]:
     }
 
 
-def _settings(names: dict[str, str]) -> dict[str, str]:
+def contact_settings(names: dict[str, str]) -> dict[str, str]:
     return {
         key: current_app.config.get(setting) or NOT_SET
         for key, setting in names.items()
     }
 
 
-def _purpose(
+def purpose_entry(
     key: str,
     fields: list[Field],
     processes: dict[str, list[dict[str, Any]]],
-    names: _Names,
+    names: Names,
 ) -> dict[str, Any]:
     name, description, default_basis = names.purposes.get(key, (key, "", None))
     systems = _systems(fields, names)
@@ -125,12 +125,12 @@ def _art9_conditions(fields: list[Field]) -> list[dict[str, Any]]:
     ]
 
 
-def _subject_categories(fields: list[Field], names: _Names) -> list[dict[str, str]]:
+def _subject_categories(fields: list[Field], names: Names) -> list[dict[str, str]]:
     keys = sorted({row.entity.subject_category for row in fields})
     return [{"key": key, "name": names.subjects.get(key, key)} for key in keys]
 
 
-def _data_categories(fields: list[Field], names: _Names) -> list[dict[str, Any]]:
+def _data_categories(fields: list[Field], names: Names) -> list[dict[str, Any]]:
     special = {row.data_category: row.special_category for row in fields}
     return [
         {
@@ -142,7 +142,7 @@ def _data_categories(fields: list[Field], names: _Names) -> list[dict[str, Any]]
     ]
 
 
-def _systems(fields: list[Field], names: _Names) -> list[System]:
+def _systems(fields: list[Field], names: Names) -> list[System]:
     keys = sorted({row.entity.system.key for row in fields})
     return [names.systems[key] for key in keys]
 
@@ -162,7 +162,7 @@ def _system(system: System) -> dict[str, Any]:
 
 
 def _recipients(
-    fields: list[Field], systems: list[System], names: _Names
+    fields: list[Field], systems: list[System], names: Names
 ) -> list[dict[str, Any]]:
     """Art 30(1)(d): who receives the data, and the processors that hold it."""
     found: dict[tuple[str, str], dict[str, Any]] = {}
@@ -211,7 +211,7 @@ def _safeguard(key: str | None, note: str | None) -> dict[str, Any]:
     }
 
 
-def _transfers(recipients: list[dict[str, Any]], names: _Names) -> list[dict[str, Any]]:
+def _transfers(recipients: list[dict[str, Any]], names: Names) -> list[dict[str, Any]]:
     """Art 30(1)(e): third-country recipients, and processors' sub-processors abroad."""
     transfers = [{**item, "via": None} for item in recipients if item["third_country"]]
     for item in recipients:
@@ -249,7 +249,7 @@ def _retention(row: Field) -> dict[str, Any]:
     }
 
 
-def _processes_by_purpose() -> dict[str, list[dict[str, Any]]]:
+def processes_by_purpose() -> dict[str, list[dict[str, Any]]]:
     """Each process's latest version, under every purpose its user tasks name."""
     found: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for version in usage.latest_definition_versions():
@@ -302,7 +302,7 @@ def _retention_findings(fields: list[Field]) -> list[dict[str, Any]]:
 
 
 def _transfer_findings(
-    purposes: list[dict[str, Any]], names: _Names
+    purposes: list[dict[str, Any]], names: Names
 ) -> list[dict[str, Any]]:
     """One finding per unprotected third-country recipient, naming its purposes."""
     unprotected: dict[tuple[Any, ...], dict[str, Any]] = {}

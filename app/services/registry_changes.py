@@ -45,6 +45,7 @@ def system_values(data: dict[str, Any]) -> dict[str, Any]:
     values["security_measures"] = data.get("security_measures") or ""
     values["transfer_safeguard"] = data.get("transfer_safeguard")
     values["transfer_note"] = data.get("transfer_note")
+    values["retention_review"] = data.get("retention_review", True)
     values["agreement_status"] = agreement["status"]
     values["agreement_signed_on"] = agreement.get("signed_on")
     values["agreement_reference"] = agreement.get("reference")
@@ -256,7 +257,8 @@ def create_purpose(data: dict[str, Any], actor_id: int | None) -> Purpose:
     if db.session.scalar(select(Purpose.id).where(Purpose.key == key)) is not None:
         raise Conflict(f"The purpose '{key}' exists already.", code="purpose-exists")
     purpose = Purpose(key=key)
-    assign(purpose, {n: data[n] for n in ("name", "description", "legal_basis")})
+    names = ("name", "description", "legal_basis", "legitimate_interest")
+    assign(purpose, {n: data[n] for n in names})
     db.session.add(purpose)
     db.session.flush()
     audit.record("registry.purpose_created", actor_id=actor_id, purpose=key)

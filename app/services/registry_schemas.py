@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from marshmallow import (
@@ -16,6 +17,7 @@ from sqlalchemy.exc import ArgumentError
 
 from app.calendar import Period
 from app.countries import ISO_3166_ALPHA2, third_country
+from app.models.erasure import RETAIN_GROUNDS
 from app.models.registry import (
     AGREEMENT_STATUSES,
     AGREEMENT_TERMS,
@@ -48,6 +50,7 @@ IDENTIFIER = validate.Regexp(
     error="1-120 letters, digits or _, not starting with a digit.",
 )
 ENV_PREFIX = "env:"
+RETENTION_OUTCOMES = ("restrict", "anonymise", "delete")
 ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
 
 
@@ -67,6 +70,19 @@ class CountryCode(fields.String):
         if code not in ISO_3166_ALPHA2:
             raise ValidationError("Not an ISO 3166 alpha-2 country code, such as NL.")
         return code
+
+
+class IsoDate(fields.String):
+    """A date kept as ISO text (JSON columns hold no dates); YAML may give a date."""
+
+    def _deserialize(self, value: Any, attr: Any, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, date):
+            return value.isoformat()
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return date.fromisoformat(text).isoformat()
+        except ValueError:
+            raise ValidationError("A date, such as 2031-12-31.") from None
 
 
 def _check_safeguard(
@@ -182,6 +198,7 @@ class SystemSchema(Schema):
         allow_none=True,
         validate=[validate.Length(1, 500), _check_connection],
     )
+    retention_review = fields.Boolean(load_default=True)
 
     @validates_schema
     def _transfer(self, data: dict[str, Any], **_: Any) -> None:
@@ -197,18 +214,42 @@ class SystemSchema(Schema):
 
 
 class RetentionSchema(Schema):
-    """How long a field is kept: a period from an anchor, or a stated criterion."""
+    """How long a field is kept: a period from an anchor, or a stated criterion.
+
+    A sweep enforces the rule when it names `on_expiry`: the period then runs from
+    the date in `anchor_column` of the entity's table, or the rule ends on `until`.
+    """
 
     period = fields.String(required=True, allow_none=True)
     anchor = fields.String(load_default=None, allow_none=True, validate=KEY)
     criterion = fields.String(
         load_default=None, allow_none=True, validate=validate.Length(1, 1000)
     )
+    anchor_column = fields.String(validate=IDENTIFIER)
+    until = IsoDate()
+    on_expiry = fields.String(validate=_one_of(RETENTION_OUTCOMES))
+    # The Art 17(3) ground a restriction at the end of retention is recorded under.
+    ground = fields.String(validate=_one_of(RETAIN_GROUNDS))
+
+    @validates_schema
+    def _enforced(self, data: dict[str, Any], **_: Any) -> None:
+        if not data.get("on_expiry"):
+            return
+        if data.get("until") is None and not (
+            data.get("period") and data.get("anchor_column")
+        ):
+            raise ValidationError(
+                "A rule a sweep enforces needs a period and the anchor_column it "
+                "runs from, or an until date.",
+                "on_expiry",
+            )
 
     @validates_schema
     def _rule(self, data: dict[str, Any], **_: Any) -> None:
         period = data.get("period")
         if period is None:
+            if data.get("until") is not None:
+                return
             if not data.get("criterion"):
                 raise ValidationError(
                     "Without a period, state the criterion that decides it.",
@@ -299,6 +340,10 @@ class PurposeSchema(Schema):
     description = fields.String(load_default="", validate=validate.Length(max=4000))
     legal_basis = fields.String(
         load_default=None, allow_none=True, validate=_one_of(LEGAL_BASES)
+    )
+    # Art 13(1)(d): stated wherever a field serves the purpose on Art 6(1)(f).
+    legitimate_interest = fields.String(
+        load_default=None, allow_none=True, validate=validate.Length(1, 4000)
     )
 
 

@@ -12,6 +12,7 @@ from flask import Flask
 from sqlalchemy import func, or_, select
 
 from app import clock
+from app.errors import Conflict
 from app.extensions import db
 from app.models import Deadline
 from app.models.deadlines import ESCALATE, FIRED, PENDING, REMIND, WAKE
@@ -183,6 +184,15 @@ class DeadlineScheduler:
             coalesce=True,
             max_instances=1,
         )
+        self._scheduler.add_job(
+            self._sweep_retention,
+            "interval",
+            seconds=self.app.config["RETENTION_SWEEP_SECONDS"],
+            id="retention-sweep",
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+        )
         logger.info("deadline scheduler started")
 
     def shutdown(self) -> None:
@@ -239,6 +249,23 @@ class DeadlineScheduler:
                 db.session.commit()
             except Exception:
                 logger.exception("consent renewal sweep failed")
+                db.session.rollback()
+            finally:
+                db.session.remove()
+
+    def _sweep_retention(self) -> None:
+        """Start the retention sweep (Art 5(1)(e)) unless one is still running."""
+        from app.services import retention
+
+        with self.app.app_context():
+            try:
+                retention.start_sweep()
+                db.session.commit()
+            except Conflict:
+                logger.info("retention sweep still running; none started")
+                db.session.rollback()
+            except Exception:
+                logger.exception("retention sweep not started")
                 db.session.rollback()
             finally:
                 db.session.remove()
