@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from app.services import instances
 from tests.conftest import DATA
 
 ORDER = (DATA / "order_payment.bpmn").read_bytes()
@@ -105,16 +106,23 @@ def _ready(caller, instance):
 
 
 def test_a_gateway_waiting_for_a_reply_or_a_date_takes_the_reply(
-    replies, officer, dpo, frozen_clock
+    app, replies, officer, dpo, frozen_clock
 ):
     reply = officer.post(
         "/api/v1/messages",
-        json={"name": "reply_received", "correlation": {"case_id": "C-1"}},
+        json={
+            "name": "reply_received",
+            "correlation": {"case_id": "C-1"},
+            "payload": {"answer": "yes"},
+        },
     )
 
     assert reply.status_code == 200, reply.get_json()
     assert _ready(dpo, replies["C-1"]) == ["read_reply"]
     assert _ready(dpo, replies["C-2"]) == []
+    with app.app_context():
+        running = instances.load(instances.get_instance(replies["C-1"]["id"]))
+        assert running.data()["reply"] == {"answer": "yes"}
 
 
 def test_a_gateway_waiting_for_a_reply_or_a_date_takes_the_date(
