@@ -33,9 +33,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     _listen_for_transactions()
     app.extensions["gdpr.engine"] = _engine(app)
 
-    from app import api, cli
+    from app import api, cli, web
 
     api.init_app(app)
+    web.init_app(app)
     cli.register(app)
     _register_operators(app)
     if app.config["SCHEDULER_ENABLED"] and not _reloader_parent(app):

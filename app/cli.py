@@ -17,7 +17,15 @@ from app.errors import ProblemError
 from app.extensions import db
 from app.models import User
 from app.registry import sample_data
-from app.services import audit, catalogue, definitions, erasure, letters, users
+from app.services import (
+    audit,
+    catalogue,
+    definitions,
+    erasure,
+    letters,
+    passwords,
+    users,
+)
 
 users_cli = AppGroup("users", help="Manage users.")
 tokens_cli = AppGroup("tokens", help="Issue API tokens.")
@@ -42,14 +50,46 @@ def _fail(error: ProblemError) -> None:
 @users_cli.command("create")
 @click.argument("name")
 @click.option("--role", "roles", multiple=True, required=True, type=click.Choice(ROLES))
-def create_user(name: str, roles: tuple[str, ...]) -> None:
+@click.option("--password-prompt", is_flag=True, help="Ask for a web password.")
+def create_user(name: str, roles: tuple[str, ...], password_prompt: bool) -> None:
     """Create a user with one or more roles."""
+    password = _ask_password() if password_prompt else None
     try:
         user = users.create_user(name, list(roles))
+        if password is not None:
+            passwords.set_password(user, password)
     except ProblemError as error:
         _fail(error)
     db.session.commit()
     click.echo(f"created user {user.name} ({', '.join(user.roles)})", err=True)
+
+
+@users_cli.command("password")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from stdin.")
+def set_password(name: str, password_stdin: bool) -> None:
+    """Set the user's web password; their open web sessions end."""
+    try:
+        user = users.find_user(name)
+        password = _read_stdin() if password_stdin else _ask_password()
+        passwords.set_password(user, password)
+    except ProblemError as error:
+        _fail(error)
+    db.session.commit()
+    click.echo(f"password set for {user.name}", err=True)
+
+
+def _read_stdin() -> str:
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+def _ask_password() -> str:
+    return click.prompt(
+        f"Password (at least {passwords.MIN_LENGTH} characters)",
+        hide_input=True,
+        confirmation_prompt=True,
+        err=True,
+    )
 
 
 @users_cli.command("delete")
@@ -159,6 +199,7 @@ def demo() -> None:
         _deploy(())
     except ProblemError as error:
         _fail(error)
+    _demo_sign_ins()
     existing = db.session.scalar(select(User).where(User.name == DEMO_USER))
     if existing is not None:
         db.session.commit()
@@ -174,6 +215,23 @@ def demo() -> None:
         f"try: curl -H 'Authorization: Bearer {token}' "
         "http://127.0.0.1:5000/api/v1/definitions"
     )
+
+
+def _demo_sign_ins() -> None:
+    """One web user per role, `demo_<role>`, its password printed only when made."""
+    made = []
+    for role in ROLES:
+        name = f"demo_{role}"
+        if users.user_named(name) is not None:
+            click.echo(f"web user '{name}' exists; its password was shown when made.")
+            continue
+        password = passwords.random_password()
+        passwords.set_password(users.create_user(name, [role]), password)
+        made.append((name, password))
+    if made:
+        click.echo("web sign-in at http://127.0.0.1:5000/sign-in (shown once):")
+    for name, password in made:
+        click.echo(f"    {name:<24} {password}")
 
 
 @click.command("scheduler")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +68,20 @@ def _letters_and_mail() -> dict[str, Any]:
     }
 
 
+def _web_sign_in() -> dict[str, Any]:
+    """The web pages' session cookie and the sign-in lock-out."""
+    env = os.environ.get
+    return {
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        # Off by default so http://127.0.0.1 works; turn on behind HTTPS.
+        "SESSION_COOKIE_SECURE": _bool(env("SESSION_COOKIE_SECURE")),
+        "PERMANENT_SESSION_LIFETIME": timedelta(hours=_float("WEB_SESSION_HOURS", 8)),
+        "SIGN_IN_MAX_FAILURES": int(env("SIGN_IN_MAX_FAILURES", "5")),
+        "SIGN_IN_LOCK_MINUTES": _float("SIGN_IN_LOCK_MINUTES", 15),
+    }
+
+
 def load(instance_path: Path) -> dict[str, Any]:
     """The configuration mapping the app factory starts from."""
     default_db = f"sqlite:///{instance_path / 'gdpr.sqlite3'}"
@@ -86,6 +101,7 @@ def load(instance_path: Path) -> dict[str, Any]:
         "WORKFLOWS_DIR": os.environ.get("WORKFLOWS_DIR", "workflows"),
         "FORMS_DIR": os.environ.get("FORMS_DIR", "forms"),
         **_letters_and_mail(),
+        **_web_sign_in(),
         "SANDBOX_TIMEOUT_SECONDS": float(os.environ.get("SANDBOX_TIMEOUT", "2")),
         "SANDBOX_MEMORY_MB": int(os.environ.get("SANDBOX_MEMORY_MB", "512")),
         "SANDBOX_WORKERS": int(os.environ.get("SANDBOX_WORKERS", "2")),

@@ -19,6 +19,12 @@ class User(db.Model):
     roles: Mapped[list[str]] = mapped_column(JSON, default=list)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    # Web sign-in: a scrypt hash (None: API tokens only), the failures in a row, and
+    # a version that a new password bumps so that older sessions end.
+    password_hash: Mapped[str | None] = mapped_column(String(255), default=None)
+    failed_sign_ins: Mapped[int] = mapped_column(default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime, default=None)
+    session_version: Mapped[int] = mapped_column(default=0)
 
     tokens: Mapped[list[ApiToken]] = relationship(
         back_populates="user", cascade="all, delete-orphan"

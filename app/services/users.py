@@ -51,6 +51,11 @@ def find_user(name: str) -> User:
     return user
 
 
+def user_named(name: str) -> User | None:
+    """The user with this name, or None (for sign-in, which must not say which)."""
+    return db.session.scalar(select(User).where(User.name == name))
+
+
 def list_users() -> list[User]:
     return list(db.session.scalars(select(User).order_by(User.name)))
 

@@ -1,0 +1,15 @@
+"""Server-rendered pages: one blueprint per area, all behind CSRF and safe headers."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from app.web import auth, home
+
+BLUEPRINTS = (auth.bp, home.bp)
+
+
+def init_app(app: Flask) -> None:
+    for blueprint in BLUEPRINTS:
+        auth.protect(blueprint)
+        app.register_blueprint(blueprint)
