@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.web import auth, home
+from app.web import auth, errors, home
 
 BLUEPRINTS = (auth.bp, home.bp)
 
@@ -12,4 +12,5 @@ BLUEPRINTS = (auth.bp, home.bp)
 def init_app(app: Flask) -> None:
     for blueprint in BLUEPRINTS:
         auth.protect(blueprint)
+        errors.register(blueprint)
         app.register_blueprint(blueprint)

@@ -307,3 +307,21 @@ def test_the_page_loads_no_external_assets(client):
     assert "<script" not in page
     with client.get("/static/web.css") as stylesheet:
         assert stylesheet.status_code == 200
+
+
+def test_a_failure_inside_a_page_answers_with_a_page_and_changes_nothing(
+    app, client, olga, monkeypatch
+):
+    def broken(name, password):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(passwords, "sign_in", broken)
+
+    reply = sign_in(client)
+
+    assert reply.status_code == 500
+    assert reply.mimetype == "text/html"
+    page = reply.get_data(as_text=True)
+    assert "nothing was changed" in page
+    assert "database went away" not in page
+    assert "web.signed_in" not in audit_actions(app)

@@ -1,0 +1,46 @@
+"""Failures inside a page answer with a page, in plain words, not a problem document."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, render_template, request
+from werkzeug.exceptions import HTTPException
+
+from app.errors import ProblemError
+from app.extensions import db
+
+logger = logging.getLogger(__name__)
+
+PLAIN = {
+    404: "That page does not exist.",
+    405: "That page cannot be used that way.",
+    413: "What was sent is larger than the service accepts.",
+}
+UNEXPECTED = "Something went wrong on our side; nothing was changed. Please try again."
+
+
+def _page(status: int, message: str) -> tuple[str, int]:
+    db.session.rollback()
+    return render_template("web/problem.html", message=message), status
+
+
+def _problem(error: ProblemError) -> tuple[str, int]:
+    return _page(error.status, error.detail)
+
+
+def _http(error: HTTPException) -> tuple[str, int]:
+    status = error.code or 500
+    return _page(status, PLAIN.get(status, UNEXPECTED))
+
+
+def _unexpected(error: Exception) -> tuple[str, int]:
+    logger.exception("unhandled error on %s %s", request.method, request.path)
+    return _page(500, UNEXPECTED)
+
+
+def register(blueprint: Blueprint) -> None:
+    """Answer the blueprint's failures with the problem page."""
+    blueprint.register_error_handler(ProblemError, _problem)
+    blueprint.register_error_handler(HTTPException, _http)
+    blueprint.register_error_handler(Exception, _unexpected)
