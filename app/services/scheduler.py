@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -166,32 +167,17 @@ class DeadlineScheduler:
         """Start and sweep at once: what came due while stopped fires now."""
         self._scheduler.start()
         self._plan(clock.now())
-        self._scheduler.add_job(
-            self._dispatch,
-            "interval",
-            seconds=self.app.config["EVENTS_DISPATCH_SECONDS"],
-            id="outbound-dispatch",
-            replace_existing=True,
-            coalesce=True,
-            max_instances=1,
+        config = self.app.config
+        self._every(
+            self._dispatch, config["EVENTS_DISPATCH_SECONDS"], "outbound-dispatch"
         )
-        self._scheduler.add_job(
+        self._every(
             self._renew_consents,
-            "interval",
-            seconds=self.app.config["CONSENT_RENEWAL_SWEEP_SECONDS"],
-            id="consent-renewal-sweep",
-            replace_existing=True,
-            coalesce=True,
-            max_instances=1,
+            config["CONSENT_RENEWAL_SWEEP_SECONDS"],
+            "consent-renewal-sweep",
         )
-        self._scheduler.add_job(
-            self._sweep_retention,
-            "interval",
-            seconds=self.app.config["RETENTION_SWEEP_SECONDS"],
-            id="retention-sweep",
-            replace_existing=True,
-            coalesce=True,
-            max_instances=1,
+        self._every(
+            self._sweep_retention, config["RETENTION_SWEEP_SECONDS"], "retention-sweep"
         )
         logger.info("deadline scheduler started")
 
@@ -227,48 +213,48 @@ class DeadlineScheduler:
                 coalesce=True,
             )
 
+    def _every(self, job: Callable[[], None], seconds: float, job_id: str) -> None:
+        self._scheduler.add_job(
+            job,
+            "interval",
+            seconds=seconds,
+            id=job_id,
+            replace_existing=True,
+            coalesce=True,
+            max_instances=1,
+        )
+
+    def _in_app(self, work: Callable[[], None], what: str) -> None:
+        """Run one job's work in its own app context and transaction."""
+        with self.app.app_context():
+            try:
+                work()
+                db.session.commit()
+            except Conflict:
+                logger.info("%s: already under way; nothing started", what)
+                db.session.rollback()
+            except Exception:
+                logger.exception("%s failed", what)
+                db.session.rollback()
+            finally:
+                db.session.remove()
+
     def _dispatch(self) -> None:
         """Send the outbound events, status callbacks and mail that are due."""
-        for dispatch_due in (events.dispatch_due, mail.dispatch_due):
-            with self.app.app_context():
-                try:
-                    dispatch_due()
-                except Exception:
-                    logger.exception("outbound dispatch failed")
-                    db.session.rollback()
-                finally:
-                    db.session.remove()
+        self._in_app(events.dispatch_due, "outbound dispatch")
+        self._in_app(mail.dispatch_due, "mail dispatch")
 
     def _renew_consents(self) -> None:
         """Start the consent renewals that fell due (interval or material notice)."""
         from app.services import consent
 
-        with self.app.app_context():
-            try:
-                consent.start_due_renewals(clock.now())
-                db.session.commit()
-            except Exception:
-                logger.exception("consent renewal sweep failed")
-                db.session.rollback()
-            finally:
-                db.session.remove()
+        self._in_app(lambda: consent.start_due_renewals(clock.now()), "consent renewal")
 
     def _sweep_retention(self) -> None:
         """Start the retention sweep (Art 5(1)(e)) unless one is still running."""
         from app.services import retention
 
-        with self.app.app_context():
-            try:
-                retention.start_sweep()
-                db.session.commit()
-            except Conflict:
-                logger.info("retention sweep still running; none started")
-                db.session.rollback()
-            except Exception:
-                logger.exception("retention sweep not started")
-                db.session.rollback()
-            finally:
-                db.session.remove()
+        self._in_app(retention.start_sweep, "retention sweep")
 
     def _run(self) -> None:
         with self.app.app_context():
