@@ -22,6 +22,22 @@ PACKAGES: dict[str, tuple[str, list[str]]] = {
             "LICENSE",
         ],
     ),
+    "bpmn-js@18": (
+        "bpmn-js",
+        [
+            "dist/bpmn-navigated-viewer.production.min.js",
+            "dist/bpmn-modeler.production.min.js",
+            "dist/assets/diagram-js.css",
+            "dist/assets/bpmn-js.css",
+            "dist/assets/bpmn-font/css/bpmn.css",
+            "dist/assets/bpmn-font/font/bpmn.woff2",
+            "dist/assets/bpmn-font/font/bpmn.woff",
+            "dist/assets/bpmn-font/font/bpmn.ttf",
+            "dist/assets/bpmn-font/font/bpmn.eot",
+            "dist/assets/bpmn-font/font/bpmn.svg",
+            "LICENSE",
+        ],
+    ),
 }
 
 
@@ -51,6 +67,7 @@ def _vendor(spec: str, folder: str, files: list[str], work: Path) -> dict:
         digests = {}
         for name in files:
             data = archive.extractfile(f"package/{name}").read()
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
             (target / name).write_bytes(data)
             digests[name] = hashlib.sha256(data).hexdigest()
     return {

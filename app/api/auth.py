@@ -34,17 +34,13 @@ def authenticate() -> None:
 def handle_forbidden(error: Forbidden) -> Response:
     """Answer a refusal, and keep it in the audit trail after the rollback."""
     reply = handle_problem(error)
-    denial = dict(error.extra.get("audit_denial") or {})
     will_write()
     user = g.get("user")
-    audit.record(
-        "access.denied",
-        actor_id=user.id if user is not None else None,
-        instance_id=denial.pop("instance_id", None),
-        task_guid=denial.pop("task_guid", None),
-        method=request.method,
-        path=request.path,
-        **denial,
+    audit.record_denial(
+        error.extra.get("audit_denial") or {},
+        user.id if user is not None else None,
+        request.method,
+        request.path,
     )
     db.session.commit()
     return reply

@@ -55,6 +55,22 @@ def record(
     return event
 
 
+def record_denial(
+    denial: dict[str, Any], actor_id: int | None, method: str, path: str
+) -> None:
+    """Keep a refused access in the trail: who, which request, which task."""
+    details = dict(denial)
+    record(
+        "access.denied",
+        actor_id=actor_id,
+        instance_id=details.pop("instance_id", None),
+        task_guid=details.pop("task_guid", None),
+        method=method,
+        path=path,
+        **details,
+    )
+
+
 def _innermost(session: Any) -> Any:
     session = session() if callable(session) else session
     return session.get_nested_transaction() or session.get_transaction()

@@ -23,9 +23,11 @@ from flask import (
 
 from app import clock
 from app.database import READ_METHODS
+from app.errors import Forbidden
 from app.extensions import db
 from app.models import User
 from app.services import audit, passwords
+from app.web import nav
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -94,6 +96,25 @@ def login_required(view: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def roles_required(*roles: str) -> Callable[[F], F]:
+    """Signed in and holding one of the roles; otherwise a 403 page, audited."""
+
+    def decorator(view: F) -> F:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if not current_web_user().has_role(*roles):
+                raise Forbidden(
+                    f"This page needs one of the roles: {', '.join(roles)}.",
+                    code="role-required",
+                    audit_denial={"endpoint": request.endpoint},
+                )
+            return view(*args, **kwargs)
+
+        return login_required(wrapper)  # type: ignore[return-value]
+
+    return decorator
+
+
 def csrf_token() -> str:
     """This session's CSRF token, made on first use."""
     token = session.get("csrf")
@@ -125,7 +146,11 @@ def protect(blueprint: Blueprint) -> None:
     blueprint.before_request(_check_csrf)
     blueprint.after_request(_secure_headers)
     blueprint.context_processor(
-        lambda: {"csrf_token": csrf_token, "web_user": current_web_user()}
+        lambda: {
+            "csrf_token": csrf_token,
+            "web_user": current_web_user(),
+            "areas": nav.areas_for(current_web_user()),
+        }
     )
 
 

@@ -1,15 +1,22 @@
-"""The signed-in landing page (the inbox takes its place later)."""
+"""The landing page: the first area the user may open, or their roles if none."""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from typing import Any
+
+from flask import Blueprint, redirect, render_template
 
 from app.web.auth import current_web_user, login_required
+from app.web.nav import areas_for
 
 bp = Blueprint("web_home", __name__)
 
 
 @bp.get("/")
 @login_required
-def index() -> str:
-    return render_template("web/home.html", user=current_web_user())
+def index() -> Any:
+    user = current_web_user()
+    areas = areas_for(user)
+    if areas:
+        return redirect(areas[0]["url"])
+    return render_template("web/home.html", user=user)

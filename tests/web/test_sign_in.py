@@ -19,18 +19,6 @@ CSRF_REFUSED = "The form had expired or did not come from this site"
 
 
 @pytest.fixture
-def make_web_user(app):
-    def make(name="olga", *roles, password=PASSWORD):
-        with app.app_context():
-            user = users.create_user(name, list(roles or ("privacy_officer",)))
-            passwords.set_password(user, password)
-            db.session.commit()
-            return user.id
-
-    return make
-
-
-@pytest.fixture
 def olga(make_web_user):
     return make_web_user("olga", "privacy_officer")
 
