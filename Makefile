@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FLASK := $(BIN)/flask --app app
 
-.PHONY: run test bench lint format assets clean
+.PHONY: run test bench lint format assets screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,14 +32,12 @@ test: $(STAMP)
 PG_TEST_URL_PLAIN ?= postgresql://postgres@127.0.0.1:5432/test
 PG_TEST_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-# Benchmarks, each beside a bare-engine reference from the same run; results go
-# to bench/results/. Set BENCH_POSTGRES to a database they may empty (not test).
+# Every benchmark, each beside a reference from the same run; the table goes to
+# bench/results/summary.md. Set BENCH_POSTGRES to a database they may empty (not test).
 BENCH_POSTGRES ?= postgresql+psycopg://postgres@127.0.0.1:5432/bench
 
 bench: $(STAMP)
-	$(BIN)/python bench/engine_overhead.py --postgres '$(BENCH_POSTGRES)'
-	$(BIN)/python bench/deadlines.py --postgres '$(BENCH_POSTGRES)'
-	$(BIN)/python bench/sandbox.py
+	$(BIN)/python bench/suite.py --postgres '$(BENCH_POSTGRES)'
 
 lint: $(STAMP)
 	$(BIN)/ruff check app tests bench
@@ -48,6 +46,10 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format app tests bench
 	$(BIN)/ruff check --fix app tests bench
+
+# The README's pictures, taken by the browser tests.
+screenshots: $(STAMP)
+	SCREENSHOTS=1 $(BIN)/pytest -q tests/browser
 
 assets: $(STAMP)
 	$(BIN)/python -c "from app.assets import refresh; refresh()"

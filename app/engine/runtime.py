@@ -278,6 +278,24 @@ class RunningInstance:
         task = self.workflow.get_task_from_id(UUID(guid))
         return dict(task.data)
 
+    def element_states(self) -> dict[str, list[str]]:
+        """The BPMN ids reached so far, each under its most current state.
+
+        An element met twice (a loop back) counts by its liveliest task: an
+        error, then active, then waiting, then completed.
+        """
+        found: dict[str, str] = {}
+        for task in self.workflow.get_tasks(state=_MARKED):
+            bpmn_id = task.task_spec.bpmn_id
+            if bpmn_id is None:
+                continue
+            state = _ELEMENT_STATE[task.state]
+            if _RANK[state] > _RANK.get(found.get(bpmn_id, ""), -1):
+                found[bpmn_id] = state
+        return {
+            state: sorted(i for i, s in found.items() if s == state) for state in _RANK
+        }
+
     def active_bpmn_ids(self) -> list[str]:
         mask = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.ERROR
         return [
@@ -285,6 +303,23 @@ class RunningInstance:
             for task in self.workflow.get_tasks(state=mask)
             if task.task_spec.bpmn_id is not None
         ]
+
+
+_ELEMENT_STATE = {
+    TaskState.COMPLETED: "completed",
+    TaskState.WAITING: "waiting",
+    TaskState.READY: "active",
+    TaskState.STARTED: "active",
+    TaskState.ERROR: "error",
+}
+_MARKED = (
+    TaskState.COMPLETED
+    | TaskState.WAITING
+    | TaskState.READY
+    | TaskState.STARTED
+    | TaskState.ERROR
+)
+_RANK = {"completed": 0, "waiting": 1, "active": 2, "error": 3}
 
 
 class _task_errors:

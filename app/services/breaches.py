@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from app import clock
 from app.errors import BadRequest, NotFound, Unprocessable
@@ -197,13 +197,34 @@ def of_instance(instance_id: str) -> Breach:
 def list_breaches(
     *, order: str = "newest", status: str | None = None, page: int = 1, size: int = 50
 ) -> Page:
-    """The register, newest first or by the authority deadline, soonest first."""
+    """The register: newest first, soonest due, or awaiting notification first."""
     query = select(Breach)
     if status:
         query = query.where(Breach.status == status)
     if order == "due":
         return paginate(query, (Breach.authority_due_at, Breach.id), page, size)
+    if order == "open_due":
+        waiting_first = case((_awaits_authority(), 0), else_=1)
+        by_due = (waiting_first, Breach.authority_due_at, Breach.id)
+        return paginate(query, by_due, page, size)
     return paginate(query, (Breach.registered_at.desc(), Breach.id.desc()), page, size)
+
+
+def _awaits_authority() -> Any:
+    return (
+        Breach.notified_at.is_(None)
+        & (Breach.status != CLOSED)
+        & ((Breach.outcome.is_(None)) | (Breach.outcome != NO_RISK))
+    )
+
+
+def awaits_authority(breach: Breach) -> bool:
+    """Whether the Art 33(1) 72 hours still run: not notified, not closed, at risk."""
+    return (
+        breach.notified_at is None
+        and breach.status != CLOSED
+        and breach.outcome != NO_RISK
+    )
 
 
 # --- the assessment --------------------------------------------------------------

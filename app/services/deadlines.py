@@ -13,7 +13,7 @@ from app.calendar import LegalCalendar, Period
 from app.engine import WaitingEvent
 from app.errors import NotFound, Unprocessable
 from app.extensions import db
-from app.models import Deadline
+from app.models import Deadline, DefinitionVersion, Instance, ProcessDefinition
 from app.models.deadlines import (
     CANCELLED,
     ESCALATE,
@@ -351,6 +351,30 @@ def pending(
     if before:
         query = query.where(Deadline.due_at <= before)
     return paginate(query, (Deadline.due_at, Deadline.id), page, page_size)
+
+
+def instances_of(rows: list[Deadline]) -> dict[str, dict[str, Any]]:
+    """For each instance the deadlines belong to: its process and business key."""
+    ids = {row.instance_id for row in rows}
+    found = db.session.execute(
+        select(
+            Instance.id,
+            Instance.bpmn_process_id,
+            Instance.business_key,
+            ProcessDefinition.name,
+        )
+        .join(Instance.definition_version)
+        .join(DefinitionVersion.definition)
+        .where(Instance.id.in_(ids))
+    )
+    return {
+        instance_id: {
+            "process_id": process_id,
+            "process": name,
+            "business_key": business_key,
+        }
+        for instance_id, process_id, business_key, name in found
+    }
 
 
 def _as_reply(deadline: Deadline) -> dict[str, Any]:

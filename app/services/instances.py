@@ -291,6 +291,12 @@ def history(instance: Instance) -> list[dict[str, Any]]:
     return entries
 
 
+def diagram(instance: Instance) -> dict[str, Any]:
+    """The BPMN of the instance's own version, and its elements by state."""
+    states = load(instance).element_states()
+    return {"xml": instance.definition_version.bpmn_xml, **states}
+
+
 def retry(instance_id: str, actor_id: int | None) -> Instance:
     """Run an instance's failed tasks again."""
     instance = lock_instance(instance_id)

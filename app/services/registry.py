@@ -291,12 +291,38 @@ def list_fields(
     return rows
 
 
+def find_purpose(key: str) -> Purpose | None:
+    """The organisation's purpose with this key, if it defines one."""
+    return db.session.scalar(select(Purpose).where(Purpose.key == key))
+
+
 def list_purposes() -> list[Purpose]:
     return list(db.session.scalars(select(Purpose).order_by(Purpose.key)))
 
 
 def list_categories() -> list[Category]:
     return list(db.session.scalars(select(Category).order_by(Category.key)))
+
+
+def purpose_names(keys: Iterable[str]) -> dict[str, str]:
+    """Each purpose's name: the organisation's own, else Fides's, else its key."""
+    own = {purpose.key: purpose.name for purpose in list_purposes()}
+    uses = taxonomy.fides().uses
+    return {
+        key: own.get(key) or (uses[key].name if key in uses else key) for key in keys
+    }
+
+
+def category_names(keys: Iterable[str]) -> dict[str, str]:
+    """Each data category's name: Fides's, else the organisation's, else its key."""
+    own = {category.key: category.name for category in list_categories()}
+    terms = taxonomy.fides().categories
+    return {key: terms[key].name if key in terms else own.get(key, key) for key in keys}
+
+
+def purposes_in_use() -> list[str]:
+    """The purposes at least one field names, sorted by key."""
+    return sorted({purpose for row in list_fields() for purpose in row.purposes})
 
 
 def vocabulary() -> dict[str, Any]:

@@ -8,25 +8,28 @@ only by a keyed HMAC.
 
 from __future__ import annotations
 
+import csv
+import io
 import logging
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 
 from app import clock
 from app.errors import NotFound, Unprocessable
 from app.extensions import db
 from app.models import Deadline, SubjectRequest
 from app.models.deadlines import PENDING
-from app.models.subject_requests import CLOSED, REQUEST_TYPES
+from app.models.subject_requests import CLOSED, OPEN, REQUEST_TYPES
 from app.services import (
     audit,
     context,
     deadlines,
     erasure,
 )
+from app.services.breaches import csv_cell
 from app.services.operators import as_operator
 from app.services.paging import Page, paginate
 
@@ -447,10 +450,7 @@ def get_request(reference: str) -> SubjectRequest:
     return row
 
 
-def list_requests(
-    status: str | None, request_type: str | None, page: int, page_size: int
-) -> Page:
-    """Requests soonest due first (by their Art 12(3) deadline), each with `due_at`."""
+def _register_query(status: str | None, request_type: str | None) -> Select:
     query = select(SubjectRequest).outerjoin(
         Deadline,
         (Deadline.instance_id == SubjectRequest.instance_id) & (Deadline.name == REPLY),
@@ -459,7 +459,22 @@ def list_requests(
         query = query.where(SubjectRequest.status == status)
     if request_type:
         query = query.where(SubjectRequest.request_type == request_type)
+    return query
+
+
+def list_requests(
+    status: str | None,
+    request_type: str | None,
+    page: int,
+    page_size: int,
+    *,
+    open_first: bool = False,
+) -> Page:
+    """Requests soonest due first (by their Art 12(3) deadline), each with `due_at`."""
+    query = _register_query(status, request_type)
     order = (Deadline.due_at.is_(None), Deadline.due_at, SubjectRequest.id)
+    if open_first:
+        order = (SubjectRequest.status != OPEN, *order)
     found = paginate(query, order, page, page_size)
     due = _due_dates([row.instance_id for row in found.items])
     for row in found.items:
@@ -479,6 +494,53 @@ def _due_dates(instance_ids: list[str]) -> dict[str, datetime]:
         )
     )
     return {instance_id: due for instance_id, due in rows}
+
+
+CSV_COLUMNS = (
+    "reference",
+    "type",
+    "article",
+    "channel",
+    "received_at",
+    "clock_starts_at",
+    "due_at",
+    "extended_at",
+    "identity_method",
+    "identity_outcome",
+    "identity_checked_at",
+    "decision",
+    "status",
+    "outcome",
+    "closed_at",
+    "answered_late",
+    "instance_id",
+)
+
+
+def _csv_row(row: SubjectRequest, due_at: datetime | None) -> list[str]:
+    shown = {column: getattr(row, column, None) for column in CSV_COLUMNS}
+    shown["type"], shown["due_at"] = row.request_type, due_at
+    shown["article"] = REQUEST_TYPES[row.request_type]
+    return [_csv_value(shown[column]) for column in CSV_COLUMNS]
+
+
+def _csv_value(value: Any) -> str:
+    return csv_cell(value.isoformat() if isinstance(value, datetime) else value)
+
+
+def export_csv(status: str | None = None, request_type: str | None = None) -> str:
+    """The register as CSV, soonest due first; the subject named by no identity."""
+    query = _register_query(status, request_type).order_by(
+        Deadline.due_at.is_(None), Deadline.due_at, SubjectRequest.id
+    )
+    rows = list(db.session.scalars(query))
+    due = _due_dates([row.instance_id for row in rows])
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        writer.writerow(_csv_row(row, due.get(row.instance_id)))
+    return out.getvalue()
 
 
 OPERATORS = {

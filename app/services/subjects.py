@@ -84,6 +84,16 @@ def record(
     )
 
 
+def purpose_field_ids(subject: connectors.Subject, purpose: str) -> list[str]:
+    """The subject's fields the purpose may use (Art 5(1)(b)); the rest stay unread."""
+    return [row.field_id for row in subject.fields if purpose in row.purposes]
+
+
+def read_for_purpose(subject: connectors.Subject, purpose: str) -> connectors.Copy:
+    """The values of the subject's fields serving the purpose; restricted ones out."""
+    return connectors.read(subject, purpose_field_ids(subject, purpose))
+
+
 # --- export -------------------------------------------------------------------------
 
 

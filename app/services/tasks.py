@@ -3,20 +3,33 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 
 from app.engine import TaskNotReady
-from app.errors import Conflict, Forbidden, NotFound
+from app.errors import BadRequest, Conflict, Forbidden, NotFound
 from app.extensions import db
-from app.models import FormVersion, HumanTask, Instance, User
+from app.models import Deadline, FormVersion, HumanTask, Instance, User
+from app.models.deadlines import PENDING
 from app.models.instances import RUNNING, TASK_COMPLETED, TASK_READY
 from app.models.types import utcnow
 from app.services import audit, forms, instances, task_data
+from app.services.definitions import WORK_ROLES
 from app.services.paging import Page, paginate
 
 logger = logging.getLogger(__name__)
+
+
+# The inbox reads a queue in the order of ix_human_tasks_queue, NULL due times last
+# (PostgreSQL's index order; SQLite since 3.30 reads NULLS LAST too).
+QUEUE_ORDER = (
+    HumanTask.due_at.asc().nulls_last(),
+    HumanTask.created_at,
+    HumanTask.task_guid,
+)
 
 
 def list_tasks(
@@ -41,13 +54,156 @@ def list_tasks(
         query = query.where(HumanTask.claimed_by_id == user.id)
     elif assigned == "nobody":
         query = query.where(HumanTask.claimed_by_id.is_(None))
-    order = (
-        HumanTask.due_at.is_(None),
-        HumanTask.due_at,
-        HumanTask.created_at,
-        HumanTask.task_guid,
+    return paginate(query, QUEUE_ORDER, page, page_size)
+
+
+QUEUE_STATUSES = (TASK_READY, TASK_COMPLETED)
+LEGAL, TARGET = "legal", "internal_target"
+BAD_CURSOR = "The page link is not valid; start again from the first page."
+
+
+@dataclass
+class QueueEntry:
+    """One row of a queue: the task, who claimed it, its instance's deadlines."""
+
+    task: HumanTask
+    claimed_by: str | None
+    business_key: str | None
+    legal_due_at: datetime | None = None
+    target_due_at: datetime | None = None
+
+
+@dataclass
+class QueuePage:
+    role: str
+    entries: list[QueueEntry]
+    # The cursor that reads the next page; None on the last one.
+    after: str | None
+
+
+def queue_roles(user: User) -> list[str]:
+    """The queues (lane roles) the user works, in a stable order."""
+    return [role for role in WORK_ROLES if role in user.roles]
+
+
+def queue_page(
+    user: User,
+    role: str,
+    *,
+    after: str | None = None,
+    status: str = TASK_READY,
+    bpmn_process_id: str | None = None,
+    assigned: str | None = None,
+    limit: int = 50,
+) -> QueuePage:
+    """One page of a lane's queue, soonest due first, read on from a cursor.
+
+    Keyset paging: each page costs the same however deep it is, no OFFSET scan.
+    """
+    if role not in user.roles:
+        raise Forbidden(
+            f"The '{role}' queue belongs to a role you do not hold.",
+            code="lane-forbidden",
+            audit_denial={"role": role},
+        )
+    query = (
+        select(HumanTask, User.name, Instance.business_key)
+        .join(Instance, Instance.id == HumanTask.instance_id)
+        .outerjoin(User, User.id == HumanTask.claimed_by_id)
+        .where(HumanTask.role == role, HumanTask.status == status)
     )
-    return paginate(query, order, page, page_size)
+    if bpmn_process_id:
+        query = query.where(HumanTask.bpmn_process_id == bpmn_process_id)
+    if assigned == "me":
+        query = query.where(HumanTask.claimed_by_id == user.id)
+    elif assigned == "nobody":
+        query = query.where(HumanTask.claimed_by_id.is_(None))
+    if after:
+        query = query.where(_after(*_decode_cursor(after)))
+    rows = db.session.execute(query.order_by(*QUEUE_ORDER).limit(limit + 1)).all()
+    entries = [QueueEntry(task, name, key) for task, name, key in rows[:limit]]
+    _attach_deadlines(entries)
+    more = len(rows) > limit
+    return QueuePage(role, entries, _cursor(entries[-1].task) if more else None)
+
+
+def _after(due: datetime | None, created: datetime, guid: str) -> ColumnElement[bool]:
+    """Rows strictly after the cursor in QUEUE_ORDER."""
+    later = or_(
+        HumanTask.created_at > created,
+        and_(HumanTask.created_at == created, HumanTask.task_guid > guid),
+    )
+    if due is None:
+        return and_(HumanTask.due_at.is_(None), later)
+    return or_(
+        HumanTask.due_at > due,
+        and_(HumanTask.due_at == due, later),
+        HumanTask.due_at.is_(None),
+    )
+
+
+def _cursor(task: HumanTask) -> str:
+    due = task.due_at.isoformat() if task.due_at else ""
+    return f"{due}~{task.created_at.isoformat()}~{task.task_guid}"
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime | None, datetime, str]:
+    parts = cursor.split("~")
+    if len(parts) != 3 or not parts[2] or len(parts[2]) > 36:
+        raise BadRequest(BAD_CURSOR, code="bad-cursor")
+    try:
+        due = datetime.fromisoformat(parts[0]) if parts[0] else None
+        created = datetime.fromisoformat(parts[1])
+    except ValueError:
+        raise BadRequest(BAD_CURSOR, code="bad-cursor") from None
+    if created.tzinfo is None or (due is not None and due.tzinfo is None):
+        raise BadRequest(BAD_CURSOR, code="bad-cursor")
+    return due, created, parts[2]
+
+
+def _attach_deadlines(entries: list[QueueEntry]) -> None:
+    """The soonest pending legal deadline and target of each instance, one query."""
+    instance_ids = {entry.task.instance_id for entry in entries}
+    if not instance_ids:
+        return
+    # No ORDER BY: sorting by due time would lead SQLite's planner to walk every
+    # pending deadline in ix_deadlines_due instead of this page's instances.
+    pending = db.session.execute(
+        select(Deadline.instance_id, Deadline.kind, Deadline.due_at).where(
+            Deadline.instance_id.in_(instance_ids),
+            Deadline.kind.in_((LEGAL, TARGET)),
+            Deadline.state == PENDING,
+        )
+    ).all()
+    soonest: dict[tuple[str, str], datetime] = {}
+    for instance_id, kind, due_at in pending:
+        key = (instance_id, kind)
+        if key not in soonest or due_at < soonest[key]:
+            soonest[key] = due_at
+    for entry in entries:
+        entry.legal_due_at = soonest.get((entry.task.instance_id, LEGAL))
+        entry.target_due_at = soonest.get((entry.task.instance_id, TARGET))
+
+
+# Counting a queue walks its index entries; beyond this many the inbox says
+# "more than", so a page costs the same whatever the queue's length.
+COUNT_LIMIT = 1_000
+
+
+def queue_counts(user: User, status: str = TASK_READY) -> dict[str, int]:
+    """Tasks per queue of the user, up to COUNT_LIMIT + 1 each (index only)."""
+    counts = {}
+    for role in queue_roles(user):
+        capped = (
+            select(HumanTask.task_guid)
+            .where(HumanTask.role == role, HumanTask.status == status)
+            .limit(COUNT_LIMIT + 1)
+            .subquery()
+        )
+        counted = db.session.scalar(select(func.count()).select_from(capped))
+        if counted:
+            counts[role] = counted
+    return counts
 
 
 def get_task(user: User, task_guid: str) -> HumanTask:
@@ -135,6 +291,23 @@ def form_data(task: HumanTask) -> dict[str, Any]:
     if task.status != TASK_READY:
         return {}
     return task_data.form_data(task, form_of(task), _instance_data(task))
+
+
+def read_form_data(user: User, task: HumanTask) -> dict[str, Any]:
+    """The form's data for a person to see; the registry fields shown are audited."""
+    data = form_data(task)
+    bound = task_data.bound_properties(form_of(task))
+    shown = sorted(field_id for name, field_id in bound.items() if name in data)
+    if shown:
+        audit.record(
+            "task.field_read",
+            actor_id=user.id,
+            instance_id=task.instance_id,
+            task_guid=task.task_guid,
+            purpose=task.purpose,
+            fields=shown,
+        )
+    return data
 
 
 def field_value(user: User, task_guid: str, field_id: str) -> Any:

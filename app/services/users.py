@@ -56,6 +56,15 @@ def user_named(name: str) -> User | None:
     return db.session.scalar(select(User).where(User.name == name))
 
 
+def names_of(user_ids: set[int | None]) -> dict[int, str]:
+    """The names of these users, by id; ids of deleted users are left out."""
+    wanted = {user_id for user_id in user_ids if user_id is not None}
+    if not wanted:
+        return {}
+    rows = db.session.execute(select(User.id, User.name).where(User.id.in_(wanted)))
+    return {user_id: name for user_id, name in rows}
+
+
 def list_users() -> list[User]:
     return list(db.session.scalars(select(User).order_by(User.name)))
 
