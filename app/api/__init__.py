@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import http
+from typing import Any
 
 from flask import Flask
 from flask_smorest import Api
-from marshmallow import Schema, fields
+from marshmallow import INCLUDE, Schema, fields
+from werkzeug.routing import IntegerConverter, Map
 
 from app.api import (
     breaches,
@@ -33,6 +35,7 @@ from app.api import (
     webhooks,
 )
 from app.api.auth import authenticate, handle_forbidden
+from app.api.blueprint import refuse_nul_in_path
 from app.errors import PROBLEM_JSON, Forbidden
 
 PROTECTED = (
@@ -59,6 +62,10 @@ PROTECTED = (
 
 
 class FieldErrorSchema(Schema):
+    class Meta:
+        # Besides the field: where it was sent ("in": json, query) and the like.
+        unknown = INCLUDE
+
     field = fields.String(allow_none=True)
     element_id = fields.String(allow_none=True)
     message = fields.String(required=True)
@@ -66,6 +73,10 @@ class FieldErrorSchema(Schema):
 
 class ProblemSchema(Schema):
     """RFC 9457 problem details, as every error reply of this API is written."""
+
+    class Meta:
+        # RFC 9457 allows extension members, such as a malformed file's "line".
+        unknown = INCLUDE
 
     type = fields.String(required=True)
     title = fields.String(required=True)
@@ -100,10 +111,25 @@ class ProblemApi(Api):
 
 for _module in PROTECTED:
     _module.blp.before_request(authenticate)
+    _module.blp.before_request(refuse_nul_in_path)
+
+
+# Ids and versions are INTEGER columns: 32 bits on PostgreSQL.
+MAX_ID = 2**31 - 1
+
+
+class IdConverter(IntegerConverter):
+    """`<int:...>` within an INTEGER column: a larger id names nothing (404)."""
+
+    def __init__(self, url_map: Map, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(url_map, *args, **kwargs)
 
 
 def init_app(app: Flask) -> None:
     """A fresh Api per app, so that several apps in one process stay apart."""
+    # Before any rule is added: the database drivers fail on ids out of range.
+    app.url_map.converters["int"] = IdConverter
     api = ProblemApi(app)
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     api.spec.options["security"] = [{"bearer": []}]

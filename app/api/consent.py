@@ -8,10 +8,10 @@ from typing import Any
 
 from flask import Response
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from app.api.auth import current_user, require_roles
+from app.api.blueprint import Blueprint
 from app.extensions import db
 from app.models import Consent, ConsentNotice
 from app.models.consent import CHANNELS

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from flask import Response, render_template_string
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from app.api.blueprint import Blueprint
 from app.errors import ProblemError
 from app.extensions import db
 from app.models import Consent, ConsentNotice
@@ -21,7 +21,14 @@ blp = Blueprint(
     description="Signed links in mails to the subject: withdraw or renew consent.",
 )
 
-HTML = {"200": {"description": "An HTML page", "content": {"text/html": {}}}}
+HTML = {
+    "200": {"description": "An HTML page", "content": {"text/html": {}}},
+    # The subject reads a page, never a problem document, when a link fails.
+    "default": {
+        "description": "A page saying why the link cannot be used",
+        "content": {"text/html": {}},
+    },
+}
 
 PAGE = """<!doctype html>
 <html lang="en">

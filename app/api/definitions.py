@@ -7,9 +7,9 @@ from typing import Any
 
 from flask import request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from app.api.auth import current_user, require_roles
+from app.api.blueprint import Blueprint
 from app.api.schemas import (
     DefinitionListSchema,
     DefinitionSchema,
@@ -77,7 +77,7 @@ def _form_name(filename: str | None) -> str:
 def _form_json(filename: str | None, raw: bytes) -> Any:
     try:
         return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise BadRequest(
             f"The form file {filename} is not JSON.", code="malformed-form"
         ) from None

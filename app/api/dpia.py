@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from app.api.auth import require_roles
+from app.api.blueprint import Blueprint
 from app.api.schemas import PageArgs, PageSchema
 from app.models.dpia import STATUSES
 from app.services import dpia

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy import text
 
+from app.api.blueprint import Blueprint
 from app.api.schemas import HealthSchema
 from app.extensions import db
 

@@ -6,9 +6,9 @@ from typing import Any
 
 from flask import Response, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from app.api.auth import current_user, require_roles
+from app.api.blueprint import Blueprint
 from app.api.registry_schemas import (
     CatalogueArgs,
     CatalogueReportSchema,
@@ -44,14 +44,21 @@ blp = Blueprint(
 READERS = ("dpo", "privacy_officer", "admin", "process_designer")
 WRITERS = ("dpo", "admin")
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+# A YAML body's schema describes the document once parsed: a mapping of sections.
+CATALOGUE_DOCUMENT = {
+    "type": "object",
+    "properties": {
+        section: {"type": "object"} for section in ("systems", "purposes", "categories")
+    },
+}
 YAML_BODY = {
-    "content": {"application/yaml": {"schema": {"type": "string"}}},
+    "content": {"application/yaml": {"schema": CATALOGUE_DOCUMENT}},
     "required": True,
 }
 YAML_REPLY = {
     "200": {
         "description": "The catalogue as YAML",
-        "content": {"application/yaml": {"schema": {"type": "string"}}},
+        "content": {"application/yaml": {"schema": CATALOGUE_DOCUMENT}},
     }
 }
 

@@ -12,7 +12,7 @@ from app.services.registry_schemas import (
     CATEGORY_KEY,
     FIELD_ID,
     KEY,
-    PURPOSE_KEY,
+    NEW_PURPOSE_KEY,
     CategorySchema,
     EntitySchema,
     FieldSchema,
@@ -48,7 +48,7 @@ class FieldCreateSchema(FieldSchema):
 
 
 class PurposeCreateSchema(PurposeSchema):
-    key = fields.String(required=True, validate=PURPOSE_KEY)
+    key = fields.String(required=True, validate=NEW_PURPOSE_KEY)
 
 
 class CategoryCreateSchema(CategorySchema):

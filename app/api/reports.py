@@ -8,10 +8,10 @@ from typing import Any
 
 from flask import Response, render_template
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from app.api.auth import require_roles
+from app.api.blueprint import Blueprint
 from app.services import processing_record, processor_agreements
 
 PREFIX = "reports"

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from app.api.auth import current_user, require_roles
+from app.api.blueprint import Blueprint
 from app.extensions import db
 from app.services import retention
 

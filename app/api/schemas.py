@@ -35,8 +35,12 @@ class Extended:
 TASK_STATUSES = (TASK_READY, TASK_COMPLETED, TASK_CANCELLED)
 
 
+# Far past any real list, and small enough that the SQL offset stays a 64-bit integer.
+MAX_PAGE = 1_000_000_000
+
+
 class PageArgs(Schema):
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=MAX_PAGE))
     page_size = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from flask import Response, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from app.api.blueprint import Blueprint
 from app.api.integration_schemas import WebhookAcceptedSchema
 from app.services import signatures, webhooks
 

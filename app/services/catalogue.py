@@ -22,7 +22,7 @@ from app.services.registry_changes import CREATED, UNCHANGED, UPDATED
 from app.services.registry_schemas import (
     CATEGORY_KEY,
     KEY,
-    PURPOSE_KEY,
+    NEW_PURPOSE_KEY,
     CategorySchema,
     EntitySchema,
     FieldSchema,
@@ -180,7 +180,7 @@ class _Reader:
 
     def _key_ok(self, key: str, path: str) -> bool:
         section = path.split(".", 1)[0]
-        rules = {"purposes": [PURPOSE_KEY], "categories": CATEGORY_KEY}
+        rules = {"purposes": NEW_PURPOSE_KEY, "categories": CATEGORY_KEY}
         try:
             for rule in rules.get(section, [KEY]):
                 rule(key)

@@ -36,6 +36,8 @@ PURPOSE_KEY = validate.Regexp(
     r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$",
     error="Lower-case letters, digits and _, in dot-separated parts.",
 )
+# A new purpose's key, within its column (purposes.key is VARCHAR(100)).
+NEW_PURPOSE_KEY = [validate.Length(max=100), PURPOSE_KEY]
 # Dotted like the Fides categories, such as user.trade_union_membership.
 CATEGORY_KEY = [validate.Length(max=255), PURPOSE_KEY]
 FIELD_ID = validate.Regexp(

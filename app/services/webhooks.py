@@ -435,7 +435,7 @@ def _act(endpoint: WebhookEndpoint, raw: bytes) -> tuple[list[str], Instance]:
 def _parse(raw: bytes) -> Any:
     try:
         return json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise Unprocessable("The body is not JSON.", code="body-not-json") from None
 
 

@@ -241,6 +241,93 @@ def test_known_escapes_are_refused(sandbox, source, mode, kind):
     assert isinstance(error.line, int)
 
 
+DECORATOR_GRABS_GLOBALS = """
+def grab(f):
+    return f.__globals__
+@grab
+def g():
+    pass
+"""
+
+DECORATOR_BY_DYNAMIC_NAME = """
+def grab(f):
+    return getattr(f, '__glo' + 'bals__')
+@grab
+def g():
+    pass
+"""
+
+
+@pytest.mark.parametrize(
+    ("source", "mode", "kind"),
+    [
+        # type() with three arguments builds a class with any dunder in it.
+        ("type('X', (), {'__init__': len})", "eval", "runtime"),
+        ("type(1)", "eval", "runtime"),
+        ("str.mro()", "eval", "refused"),
+        # A function's globals hold __builtins__; decorators reach them at def time.
+        ("(lambda: 0).__globals__['__builtins__']", "eval", "refused"),
+        (DECORATOR_GRABS_GLOBALS, "exec", "refused"),
+        (DECORATOR_BY_DYNAMIC_NAME, "exec", "runtime"),
+        ("@(lambda f: f.__code__)\ndef g():\n    pass", "exec", "refused"),
+        ("f = lambda x=vars(): x", "exec", "runtime"),
+        ("g = (i for i in [1])\nf = getattr(g, 'gi_' + 'frame')", "exec", "runtime"),
+        (
+            "try:\n    1 / 0\nexcept Exception as e:\n    t = e.__traceback__",
+            "exec",
+            "refused",
+        ),
+        ("compile('1', 'x', 'eval')", "eval", "runtime"),
+        ("object.__subclasses__()", "eval", "refused"),
+        ("setattr(date, 'today', len)", "eval", "runtime"),
+        ("breakpoint()", "eval", "refused"),
+    ],
+)
+def test_classic_escapes_are_refused(sandbox, source, mode, kind):
+    run = sandbox.evaluate if mode == "eval" else sandbox.execute
+
+    assert failure(run, source, {}).kind == kind
+
+
+@pytest.mark.parametrize(
+    ("source", "kinds"),
+    [
+        ("'a'.ljust(10**10)", {"memory", "size"}),
+        ("bytes(10**10)", {"runtime", "memory", "size"}),
+        ("bytearray(10**10)", {"runtime", "memory", "size"}),
+        ("'a' * 2**40", {"size"}),
+        ("dict.fromkeys(range(10**8))", {"size"}),
+        ("'x'.join(['a'] * 10**7)", {"size", "memory", "timeout"}),
+    ],
+)
+def test_huge_allocations_are_stopped(quick, source, kinds):
+    assert failure(quick.evaluate, source, {}).kind in kinds
+    assert quick.evaluate("1 + 1", {}) == 2
+
+
+@pytest.mark.parametrize(
+    "source", ["'{0.__class__}'.format(1)", "str.format('{}', 1)", "int.mro()"]
+)
+def test_names_the_guard_refuses_are_refused_before_running(source):
+    error = check_source(source, "eval")
+
+    assert error is not None and error.kind == "refused"
+    assert error.line == 1
+
+
+def test_the_compiler_and_the_guard_refuse_the_same_names():
+    from app.engine.sandbox import guards, policy
+
+    assert policy.UNSAFE_ATTRIBUTES == guards._FORBIDDEN_ATTRIBUTES
+
+
+def test_plain_recursion_is_an_error_not_a_crash(sandbox):
+    error = failure(sandbox.execute, "def r(n):\n    return r(n + 1)\nr(0)", {})
+
+    assert error.kind in {"runtime", "budget"}
+    assert sandbox.evaluate("1 + 1", {}) == 2
+
+
 def test_writing_a_file_is_impossible(sandbox, tmp_path):
     target = tmp_path / "out.txt"
     script = f"f = open({str(target)!r}, 'w')\nf.write('x')"

@@ -27,6 +27,10 @@ BINARY_HELPERS = {
     ast.LShift: "_lshift_",
 }
 
+# Refused by name at run time too (guards.py); refusing them here as well lets a
+# deployment name the task, rather than the first run failing.
+UNSAFE_ATTRIBUTES = frozenset({"format", "format_map", "mro"})
+
 # RestrictedPython reports errors as text only, such as "Line 3: ...".
 _LINE_PREFIX = re.compile(r"Line (\d+|None): (.*)", re.DOTALL)
 
@@ -76,6 +80,11 @@ class SandboxPolicy(RestrictingNodeTransformer):
         if helper is None:
             return node
         return self._call(helper, [node.left, node.right], like=node)
+
+    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
+        if node.attr in UNSAFE_ATTRIBUTES:
+            self.error(node, f"access to the attribute '{node.attr}' is not allowed.")
+        return super().visit_Attribute(node)
 
     def visit_Import(self, node: ast.Import) -> None:
         self.error(node, "imports are not allowed.")
