@@ -1,16 +1,30 @@
-"""Per-dialect connection set-up: SQLite gets WAL and one writer at a time."""
+"""Per-dialect connection set-up: SQLite gets WAL and one writer at a time.
+
+On PostgreSQL a request whose transaction lost a deadlock (or a serialization
+check) is run again from the start, as PostgreSQL asks of such transactions.
+"""
 
 from __future__ import annotations
 
+import logging
+import random
+import time
 from typing import Any
 
 from flask import Flask, g, has_request_context, request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 from app.extensions import db
 
+logger = logging.getLogger(__name__)
+
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# deadlock_detected and serialization_failure: the transaction was rolled back
+# whole and succeeds if run again.
+TRANSIENT_SQLSTATES = frozenset({"40P01", "40001"})
+REQUEST_ATTEMPTS = 4
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -42,7 +56,41 @@ def will_write() -> None:
     g.writes = True
 
 
+def is_transient(error: BaseException) -> bool:
+    """A deadlock victim or serialization failure: nothing was kept; try again."""
+    orig = getattr(error, "orig", None) if isinstance(error, DBAPIError) else None
+    return getattr(orig, "sqlstate", None) in TRANSIENT_SQLSTATES
+
+
+def _retry_transient(app: Flask) -> None:
+    """Run a request's handler again when its transaction was a deadlock victim."""
+    dispatch = app.dispatch_request
+
+    def dispatch_request() -> Any:
+        for attempt in range(1, REQUEST_ATTEMPTS + 1):
+            try:
+                return dispatch()
+            except DBAPIError as error:
+                if attempt == REQUEST_ATTEMPTS or not is_transient(error):
+                    raise
+                db.session.rollback()
+                logger.warning(
+                    "%s %s: transaction rolled back (%s), attempt %s of %s",
+                    request.method,
+                    request.path,
+                    type(error.orig).__name__,
+                    attempt + 1,
+                    REQUEST_ATTEMPTS,
+                )
+                # A little jitter, so that the two sides do not meet again.
+                time.sleep(random.uniform(0, 0.05 * attempt))
+        raise AssertionError("unreachable")
+
+    app.dispatch_request = dispatch_request  # type: ignore[method-assign]
+
+
 def configure(app: Flask) -> None:
+    _retry_transient(app)
     with app.app_context():
         engine: Engine = db.engine
         if engine.dialect.name == "sqlite":

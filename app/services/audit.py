@@ -34,7 +34,7 @@ def record(
     """Append one event; details name ids and field names, never personal values."""
     prev = db.session.info.get(HEAD)
     if prev is None:
-        _lock_chain()
+        lock_chain()
         prev = db.session.scalar(
             select(AuditEvent.sha256).order_by(AuditEvent.id.desc()).limit(1)
         )
@@ -85,7 +85,8 @@ def forget_head(session: Any, transaction: Any) -> None:
         session.info.pop(HEAD_SET_IN, None)
 
 
-def _lock_chain() -> None:
+def lock_chain() -> None:
+    """Wait for the chain (PostgreSQL): held until this transaction ends."""
     if db.session.get_bind().dialect.name == "postgresql":
         db.session.execute(
             text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK}

@@ -12,13 +12,13 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from flask import Flask
 from sqlalchemy import func, or_, select
 
-from app import clock
+from app import clock, database
 from app.errors import Conflict
 from app.extensions import db
-from app.models import Deadline
+from app.models import Deadline, Instance
 from app.models.deadlines import ESCALATE, FIRED, PENDING, REMIND, WAKE
 from app.models.instances import CANCELLED, COMPLETED
-from app.services import deadlines, events, instances, mail
+from app.services import audit, deadlines, events, instances, mail
 
 logger = logging.getLogger(__name__)
 
@@ -33,15 +33,28 @@ class SweepReport:
     fired_ids: list[int] = field(default_factory=list)
 
 
+class InstanceBusy(Exception):
+    """A request holds the instance a deadline would wake; the sweep does not wait."""
+
+
 def _due(now: datetime) -> list[Deadline]:
-    """Claim a batch: rows another sweeper holds are skipped, never taken twice."""
+    """Claim a batch: rows another sweeper holds are skipped, never taken twice.
+
+    Lock order, so that a sweep and a request never wait on each other in a ring:
+    the sweep takes the audit chain first, then its deadline rows, and never
+    waits for an instance row; a request takes its instance row, then the chain.
+    """
+    due = (
+        Deadline.state == PENDING,
+        Deadline.due_at <= now,
+        or_(Deadline.retry_at.is_(None), Deadline.retry_at <= now),
+    )
+    if db.session.scalar(select(Deadline.id).where(*due).limit(1)) is None:
+        return []
+    audit.lock_chain()
     query = (
         select(Deadline)
-        .where(
-            Deadline.state == PENDING,
-            Deadline.due_at <= now,
-            or_(Deadline.retry_at.is_(None), Deadline.retry_at <= now),
-        )
+        .where(*due)
         .order_by(Deadline.due_at, Deadline.id)
         .limit(BATCH)
         .with_for_update(skip_locked=True)
@@ -85,7 +98,16 @@ def _fire_one(deadline: Deadline, now: datetime, report: SweepReport) -> None:
             # Fired before the wake, so the wake's own timer sync leaves it alone.
             deadline.state, deadline.closed_at = FIRED, now
             _fire(deadline, now)
-    except Exception:
+    except InstanceBusy:
+        _again_later(deadline, now)
+        return
+    except Exception as error:
+        if database.is_transient(error):
+            # It met a request on the same instance and lost the deadlock: not
+            # a failure of the deadline; the next sweep, a second later, fires it.
+            logger.warning("deadline %s: deadlock victim; again shortly", deadline.id)
+            _again_later(deadline, now)
+            return
         logger.exception(
             "deadline %s of instance %s failed", deadline.id, deadline.instance_id
         )
@@ -101,16 +123,29 @@ def _fire_one(deadline: Deadline, now: datetime, report: SweepReport) -> None:
 
 
 def _fire(deadline: Deadline, now: datetime) -> None:
+    woken = _lock_unless_busy(deadline.instance_id) if deadline.action == WAKE else None
     deadlines.record_fired(deadline, now)
-    if deadline.action == WAKE:
-        _wake(deadline.instance_id)
+    if woken is not None:
+        _wake(woken)
     elif deadline.action in (REMIND, ESCALATE):
         _notify(deadline)
 
 
-def _wake(instance_id: str) -> None:
+def _lock_unless_busy(instance_id: str) -> Instance:
+    instance = db.session.scalar(
+        select(Instance)
+        .where(Instance.id == instance_id)
+        .with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True)
+    )
+    if instance is None:
+        # A request holds it (and may wait for the chain this sweep holds).
+        raise InstanceBusy(instance_id)
+    return instance
+
+
+def _wake(instance: Instance) -> None:
     """Refresh the instance's timers and run it on, as a timer firing does."""
-    instance = instances.lock_instance(instance_id)
     if instance.status in (COMPLETED, CANCELLED):
         return
     instances.run_and_save(instance, instances.load(instance), None, refuse=False)
