@@ -106,6 +106,7 @@ def load(instance_path: Path) -> dict[str, Any]:
         "SANDBOX_MEMORY_MB": int(os.environ.get("SANDBOX_MEMORY_MB", "512")),
         "SANDBOX_WORKERS": int(os.environ.get("SANDBOX_WORKERS", "2")),
         "LOG_JSON": _bool(os.environ.get("LOG_JSON")),
+        "LOG_LEVEL": os.environ.get("LOG_LEVEL", "INFO").upper(),
         # Signed webhook requests older or newer than this are refused as replays.
         "WEBHOOK_TOLERANCE_SECONDS": _float("WEBHOOK_TOLERANCE_SECONDS", 300),
         "EVENTS_TIMEOUT_SECONDS": _float("EVENTS_TIMEOUT_SECONDS", 5),

@@ -33,4 +33,4 @@ def configure(app: Flask) -> None:
             logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
         )
     logger.handlers = [handler]
-    logger.setLevel(logging.INFO)
+    logger.setLevel(app.config.get("LOG_LEVEL", "INFO"))

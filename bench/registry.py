@@ -11,6 +11,7 @@ the subject-key column (a full scan), then with it. Prints the medians and ratio
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -23,10 +24,13 @@ from sqlalchemy import create_engine, text
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
+from engine_overhead import environment  # noqa: E402
+
 from app import create_app  # noqa: E402
 from app.extensions import db  # noqa: E402
 from app.services import catalogue, connectors, subjects  # noqa: E402
 
+RESULTS = Path(__file__).parent / "results" / "registry.json"
 CATALOGUE = """
 systems:
   big:
@@ -132,11 +136,17 @@ def main() -> None:
         indexed = measure(email, args.rounds)
         connectors.dispose_engines()
     print(f"{'':8} {'no index':>12} {'index':>12} {'ratio':>8}")
+    results = []
     for name, before, after in zip(("locate", "export"), plain, indexed, strict=True):
         print(
             f"{name:8} {before * 1000:10.2f} ms {after * 1000:10.2f} ms "
             f"{before / after:7.0f}x"
         )
+        results.append(
+            {"figure": name, "no_index_ms": before * 1000, "index_ms": after * 1000}
+        )
+    document = environment() | {"rows": args.rows, "results": results}
+    RESULTS.write_text(json.dumps(document, indent=2) + "\n")
 
 
 if __name__ == "__main__":

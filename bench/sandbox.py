@@ -5,10 +5,16 @@ exec of the source text, with full builtins and no isolation, in this process.
 """
 
 import datetime
+import json
 import time
 from collections.abc import Callable
+from pathlib import Path
+
+from engine_overhead import environment
 
 from app.engine.sandbox import Sandbox
+
+RESULTS = Path(__file__).parent / "results" / "sandbox.json"
 
 CONDITION = "amount > 100 and country in ('NL', 'BE') and not restricted"
 SCRIPT = """\
@@ -67,6 +73,16 @@ def main() -> None:
     print(f"{'':<18} {'sandbox':>12} {'stock':>12} {'ratio':>9}")
     report("1-line condition", condition, stock_condition)
     report("5-line script", script, stock_script)
+    results = [
+        {
+            "figure": "1-line condition",
+            "sandbox_us": condition,
+            "stock_us": stock_condition,
+        },
+        {"figure": "5-line script", "sandbox_us": script, "stock_us": stock_script},
+    ]
+    document = environment() | {"calls": CALLS, "results": results}
+    RESULTS.write_text(json.dumps(document, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -46,7 +46,15 @@ class Instance(db.Model):
 class HumanTask(db.Model):
     __tablename__ = "human_tasks"
     __table_args__ = (
-        Index("ix_human_tasks_queue", "role", "status", "due_at", "created_at"),
+        # The inbox's order, whole: a page is read from the index and stops.
+        Index(
+            "ix_human_tasks_queue",
+            "role",
+            "status",
+            "due_at",
+            "created_at",
+            "task_guid",
+        ),
     )
 
     task_guid: Mapped[str] = mapped_column(String(36), primary_key=True)
