@@ -209,8 +209,13 @@ def served(url: str, workers: int, token: str, secret: str) -> Iterator[Server]:
         wait_until_up(server, workers)
         yield server
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
+        # The master stops its workers; the group is killed only if it does not.
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
 
 
 def wait_until_up(server: Server, workers: int) -> None:
@@ -550,7 +555,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--instances", type=int, default=100)
     parser.add_argument("--tasks", type=int, default=320)
     parser.add_argument("--deliveries", type=int, default=320)
-    parser.add_argument("--memory-instances", type=int, default=2000)
+    parser.add_argument("--memory-instances", type=int, default=1000)
     parser.add_argument("--postgres", help="a PostgreSQL URL this run may empty")
     return parser.parse_args()
 
