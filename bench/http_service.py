@@ -15,10 +15,12 @@ Every figure checks the database afterwards (instances completed, completions
 recorded once, deliveries stored and processed) before it is printed. Writes
 bench/results/http_service.json.
 
-    .venv/bin/python bench/http_service.py [--workers 3] [--instances 150]
-        [--memory-instances 2000] [--postgres URL]
+    .venv/bin/python bench/http_service.py [--workers 3] [--instances 100]
+        [--memory-instances 1000] [--postgres URL] [--memory-only]
 
 --postgres drops every table of that database first (and creates it if missing).
+--memory-only runs the memory figure alone, for long runs such as
+--memory-instances 100000 (about an hour on SQLite).
 """
 
 from __future__ import annotations
@@ -489,6 +491,10 @@ def worker_memory(url: str, label: str, token: str, secret: str, runs: int) -> F
             if done % 250 == 0:
                 client.call("GET", "/api/v1/instances?page_size=50", 200)
                 samples.append(rss_kib(worker))
+                if done % 5000 == 0:
+                    print(
+                        f"  {done} instances: {samples[-1] / 1024:.1f} MiB", flush=True
+                    )
         client.close()
         after = rss_kib(worker)
     with database(url) as session:
@@ -516,9 +522,12 @@ def measure(url: str, label: str, args: argparse.Namespace) -> list[Figure]:
     token, secret = prepare(url)
     figures = []
     with served(url, args.workers, token, secret) as server:
-        figures.append(whole_instance(server, url, label, args.instances))
-        figures.append(completion_throughput(server, url, label, args.tasks))
-        figures.append(webhook_intake(server, url, label, args.deliveries))
+        if args.memory_only:
+            server.client().run_instance()  # the state the stored instances copy
+        else:
+            figures.append(whole_instance(server, url, label, args.instances))
+            figures.append(completion_throughput(server, url, label, args.tasks))
+            figures.append(webhook_intake(server, url, label, args.deliveries))
     figures.append(worker_memory(url, label, token, secret, args.memory_instances))
     return figures
 
@@ -557,6 +566,11 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--deliveries", type=int, default=320)
     parser.add_argument("--memory-instances", type=int, default=1000)
     parser.add_argument("--postgres", help="a PostgreSQL URL this run may empty")
+    parser.add_argument(
+        "--memory-only",
+        action="store_true",
+        help="only the memory figure (for long runs), written to http_memory.json",
+    )
     return parser.parse_args()
 
 
@@ -572,8 +586,9 @@ def main() -> int:
     rows = table(figures)
     print_table(rows)
     document = environment() | {"workers": args.workers, "results": rows}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(document, indent=2) + "\n")
+    results = RESULTS.with_name("http_memory.json") if args.memory_only else RESULTS
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps(document, indent=2) + "\n")
     return 0
 
 
