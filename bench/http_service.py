@@ -48,7 +48,6 @@ import sqlalchemy as sa
 import sqlalchemy.orm
 from deadlines import ensure_postgres_database, insert_chunked
 from engine_overhead import (
-    MAX_STEPS,
     PROCESS_ID,
     TASK_DATA,
     BenchError,
@@ -57,6 +56,7 @@ from engine_overhead import (
     environment,
     parse_specs,
     prepare_database,
+    run_review,
     silence_app_log,
 )
 
@@ -120,18 +120,9 @@ class Client:
 
     def run_instance(self) -> None:
         """The five requests of one review, as engine_overhead's client makes them."""
-        body = {"process_id": PROCESS_ID, "business_key": "bench"}
-        instance = self.call("POST", "/api/v1/instances", 201, body)
-        for _ in range(MAX_STEPS):
-            page = self.call("GET", f"/api/v1/tasks?instance_id={instance['id']}", 200)
-            if not page["items"]:
-                break
-            task = page["items"][0]
-            data = {"data": TASK_DATA[task["bpmn_id"]]}
-            url = f"/api/v1/tasks/{task['id']}/complete"
-            instance = self.call("POST", url, 200, data)["instance"]
-        if instance["status"] != COMPLETED:
-            raise BenchError(f"instance {instance['id']} ended {instance['status']}")
+        status = run_review(self.call)
+        if status != COMPLETED:
+            raise BenchError(f"a review instance ended {status}")
 
     def close(self) -> None:
         self.connection.close()

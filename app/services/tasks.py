@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 
 from app.engine import TaskNotReady
 from app.errors import BadRequest, Conflict, Forbidden, NotFound
@@ -46,15 +46,23 @@ def list_tasks(
     query = select(HumanTask).where(HumanTask.role.in_(user.roles))
     if status:
         query = query.where(HumanTask.status == status)
-    if bpmn_process_id:
-        query = query.where(HumanTask.bpmn_process_id == bpmn_process_id)
     if instance_id:
         query = query.where(HumanTask.instance_id == instance_id)
+    query = _filtered(query, user, bpmn_process_id, assigned)
+    return paginate(query, QUEUE_ORDER, page, page_size)
+
+
+def _filtered(
+    query: Select, user: User, bpmn_process_id: str | None, assigned: str | None
+) -> Select:
+    """The filters the inbox and the API share: process, and who claimed the task."""
+    if bpmn_process_id:
+        query = query.where(HumanTask.bpmn_process_id == bpmn_process_id)
     if assigned == "me":
         query = query.where(HumanTask.claimed_by_id == user.id)
     elif assigned == "nobody":
         query = query.where(HumanTask.claimed_by_id.is_(None))
-    return paginate(query, QUEUE_ORDER, page, page_size)
+    return query
 
 
 QUEUE_STATUSES = (TASK_READY, TASK_COMPLETED)
@@ -112,12 +120,7 @@ def queue_page(
         .outerjoin(User, User.id == HumanTask.claimed_by_id)
         .where(HumanTask.role == role, HumanTask.status == status)
     )
-    if bpmn_process_id:
-        query = query.where(HumanTask.bpmn_process_id == bpmn_process_id)
-    if assigned == "me":
-        query = query.where(HumanTask.claimed_by_id == user.id)
-    elif assigned == "nobody":
-        query = query.where(HumanTask.claimed_by_id.is_(None))
+    query = _filtered(query, user, bpmn_process_id, assigned)
     if after:
         query = query.where(_after(*_decode_cursor(after)))
     rows = db.session.execute(query.order_by(*QUEUE_ORDER).limit(limit + 1)).all()
