@@ -6,10 +6,11 @@ import re
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, jsonify, render_template, request
+from flask import Blueprint, Response, jsonify, render_template, request
 
 from app.api.schemas import INSTANCE_STATUSES
 from app.calendar import as_period
+from app.errors import NotFound
 from app.models import AuditEvent, HumanTask, Instance, Letter
 from app.models.instances import TASK_READY
 from app.services import audit, deadlines, definitions, instances, letters, users
@@ -122,6 +123,19 @@ def instance(instance_id: str) -> Any:
 @roles_required(*READERS)
 def diagram(instance_id: str) -> Any:
     return jsonify(instances.diagram(instances.get_instance(instance_id)))
+
+
+@bp.get("/instances/<instance_id>/letters/<letter_id>.pdf")
+@roles_required(*READERS)
+def letter_pdf(instance_id: str, letter_id: str) -> Response:
+    """A letter of this instance as a PDF download, as the letters API gives it."""
+    letter = letters.get_letter(letter_id)
+    if letter.instance_id != instances.get_instance(instance_id).id:
+        raise NotFound(f"Instance {instance_id} has no letter {letter_id}.")
+    reply = Response(letters.pdf(letter), mimetype="application/pdf")
+    filename = letters.pdf_filename(letter)
+    reply.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return reply
 
 
 def _actor_ids(

@@ -175,6 +175,7 @@ PROTECTED = {
     ("GET", "web_instances.instances"): OFFICERS,
     ("GET", "web_instances.instance"): OFFICERS,
     ("GET", "web_instances.diagram"): OFFICERS,
+    ("GET", "web_instances.letter_pdf"): OFFICERS,
     ("GET", "web_registry.fields"): READERS,
     ("GET", "web_registry.field"): READERS,
     ("GET", "web_registry.subjects"): SUBJECT_OFFICERS,

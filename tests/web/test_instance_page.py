@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.extensions import db
-from app.services import deadlines, instances, users
+from app.services import deadlines, instances, letters, users
 
 ROOT = Path(__file__).resolve().parents[2]
 HOSTILE = "</script><script>alert(1)</script>"
@@ -293,3 +293,47 @@ def test_diagram_service_gives_the_versions_xml_and_states(app, review):
 
     assert diagram["xml"].startswith("<?xml")
     assert set(diagram) == {"xml", "completed", "active", "waiting", "error"}
+
+
+@pytest.fixture
+def letter_of(app, dpo):
+    """Write a letter for an instance with the generic notice; returns its id."""
+    body = (ROOT / "letters" / "generic_notice.html").read_text()
+    reply = dpo.put("/api/v1/letter-templates/generic_notice", json={"body": body})
+    assert reply.status_code == 200, reply.get_json()
+
+    def write(instance_id):
+        with app.app_context():
+            letter = letters.write_letter(
+                instance_id, "generic_notice", {"body": "Your request."}, None, None
+            )
+            db.session.commit()
+            return letter.id
+
+    return write
+
+
+def test_a_letter_of_the_instance_downloads_as_a_pdf(petra, review, letter_of):
+    letter_id = letter_of(review["id"])
+    page = petra.page(f"/instances/{review['id']}")
+    link = f"/instances/{review['id']}/letters/{letter_id}.pdf"
+    assert f'href="{link}"' in page
+
+    reply = petra.get(link)
+
+    assert reply.status_code == 200
+    assert reply.mimetype == "application/pdf"
+    assert reply.data.startswith(b"%PDF")
+    assert "attachment" in reply.headers["Content-Disposition"]
+
+
+def test_a_letter_is_not_served_under_another_instance(
+    petra, review, letter_of, start_instance
+):
+    letter_id = letter_of(review["id"])
+    other = start_instance(business_key="REV-2")
+
+    reply = petra.get(f"/instances/{other['id']}/letters/{letter_id}.pdf")
+
+    assert reply.status_code == 404
+    assert b"%PDF" not in reply.data
