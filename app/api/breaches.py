@@ -13,13 +13,14 @@ from app.api.blueprint import Blueprint
 from app.api.schemas import PageArgs, PageSchema
 from app.extensions import db
 from app.models.breaches import STATUSES
+from app.roles import OFFICERS
 from app.services import audit, breaches
 from app.services.paging import Page
 
 PREFIX = "breaches"
 blp = Blueprint("breaches", __name__, description="The personal-data breach register.")
 
-READERS = ("dpo", "privacy_officer", "admin")
+READERS = OFFICERS
 
 
 class BreachListArgs(PageArgs):

@@ -15,6 +15,7 @@ from app.api.blueprint import Blueprint
 from app.extensions import db
 from app.models import Consent, ConsentNotice
 from app.models.consent import CHANNELS
+from app.roles import OFFICERS
 from app.services import consent
 from app.services.registry_schemas import KEY
 
@@ -22,8 +23,7 @@ PREFIX = ""
 blp = Blueprint("consent", __name__, description="Consent records, notices, renewal.")
 
 CHANGERS = ("dpo", "admin")
-READERS = ("dpo", "privacy_officer", "admin")
-RECORDERS = ("dpo", "privacy_officer", "admin")
+READERS = RECORDERS = OFFICERS
 
 
 class ConsentNoticeCreateSchema(Schema):

@@ -9,12 +9,11 @@ from flask.views import MethodView
 from app.api.auth import require_roles
 from app.api.blueprint import Blueprint
 from app.api.schemas import DeadlineListArgs, DeadlinePageSchema
+from app.roles import OFFICERS
 from app.services import deadlines
 
 PREFIX = "deadlines"
 blp = Blueprint("deadlines", __name__, description="Legal deadlines and timers.")
-
-OFFICERS = ("dpo", "privacy_officer", "admin")
 
 
 @blp.route("")

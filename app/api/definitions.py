@@ -20,12 +20,12 @@ from app.api.schemas import (
 from app.errors import BadRequest
 from app.extensions import db
 from app.models import ProcessDefinition
+from app.roles import DESIGNERS
 from app.services import definitions
 
 PREFIX = "definitions"
 blp = Blueprint("definitions", __name__, description="Deployed BPMN processes.")
 
-DESIGNERS = ("process_designer", "admin")
 READERS = ("process_designer", "admin", "dpo", "privacy_officer")
 BPMN_UPLOAD = {
     "content": {

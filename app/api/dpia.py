@@ -11,13 +11,14 @@ from app.api.auth import require_roles
 from app.api.blueprint import Blueprint
 from app.api.schemas import PageArgs, PageSchema
 from app.models.dpia import STATUSES
+from app.roles import OFFICERS
 from app.services import dpia
 from app.services.paging import Page
 
 PREFIX = "dpias"
 blp = Blueprint("dpias", __name__, description="Data protection impact assessments.")
 
-READERS = ("dpo", "privacy_officer", "admin")
+READERS = OFFICERS
 
 
 class DpiaListArgs(PageArgs):

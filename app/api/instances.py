@@ -19,12 +19,12 @@ from app.api.schemas import (
 )
 from app.extensions import db
 from app.models import Instance
+from app.roles import OFFICERS
 from app.services import audit, deadlines, instances
 
 PREFIX = "instances"
 blp = Blueprint("instances", __name__, description="Running and finished instances.")
 
-OFFICERS = ("dpo", "privacy_officer", "admin")
 SUPERVISORS = ("dpo", "admin")
 
 

@@ -14,6 +14,7 @@ from app.api.schemas import PageArgs, PageSchema
 from app.extensions import db
 from app.models import LetterTemplate, MailMessage
 from app.models.letters import MAIL_STATUSES
+from app.roles import OFFICERS
 from app.services import instances, letters, mail
 
 # Mounted at /api/v1 itself: its routes span templates, instances, letters and mail.
@@ -22,7 +23,6 @@ blp = Blueprint("letters", __name__, description="Letters, templates and the out
 
 EDITORS = ("dpo", "admin")
 TEMPLATE_READERS = ("dpo", "admin", "privacy_officer", "process_designer")
-OFFICERS = ("dpo", "privacy_officer", "admin")
 # Stored letters are shown, never run: no script, no fetch, inline style only.
 LETTER_CSP = "default-src 'none'; style-src 'unsafe-inline'"
 BINARY = {"type": "string", "format": "binary"}

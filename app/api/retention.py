@@ -10,6 +10,7 @@ from marshmallow import Schema, fields, validate
 from app.api.auth import current_user, require_roles
 from app.api.blueprint import Blueprint
 from app.extensions import db
+from app.roles import OFFICERS
 from app.services import retention
 
 PREFIX = "retention"
@@ -17,7 +18,7 @@ blp = Blueprint(
     "retention", __name__, description="Retention sweeps, reports and legal holds."
 )
 
-READERS = ("dpo", "privacy_officer", "admin")
+READERS = OFFICERS
 STARTERS = ("dpo", "admin")
 
 

@@ -9,16 +9,11 @@ from marshmallow import Schema, fields, validate
 from app.config import ROLES
 from app.models.deadlines import KINDS as DEADLINE_KINDS
 from app.models.instances import (
-    CANCELLED,
-    COMPLETED,
-    ERROR,
-    RUNNING,
+    INSTANCE_STATUSES,
     TASK_CANCELLED,
     TASK_COMPLETED,
     TASK_READY,
 )
-
-INSTANCE_STATUSES = (RUNNING, COMPLETED, ERROR, CANCELLED)
 
 
 class Extended:

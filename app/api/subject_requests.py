@@ -11,14 +11,13 @@ from app.api.auth import require_roles
 from app.api.blueprint import Blueprint
 from app.api.schemas import PageArgs, PageSchema
 from app.models.subject_requests import CLOSED, OPEN, REQUEST_TYPES
+from app.roles import OFFICERS
 from app.services import request_answers, subject_requests
 
 PREFIX = "requests"
 blp = Blueprint(
     "subject_requests", __name__, description="Data-subject requests (Art 12-22)."
 )
-
-OFFICERS = ("dpo", "privacy_officer", "admin")
 
 
 class RequestListArgs(PageArgs):

@@ -13,6 +13,7 @@ from app.models.definitions import DefinitionVersion
 from app.models.types import UtcDateTime, utcnow
 
 RUNNING, COMPLETED, ERROR, CANCELLED = "running", "completed", "error", "cancelled"
+INSTANCE_STATUSES = (RUNNING, COMPLETED, ERROR, CANCELLED)
 TASK_READY, TASK_COMPLETED, TASK_CANCELLED = "ready", "completed", "cancelled"
 
 

@@ -8,10 +8,10 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, render_template, request, url_for
 from sqlalchemy import select
 
-from app.api.definitions import DESIGNERS
 from app.errors import NotFound, ProblemError
 from app.extensions import db
 from app.models import DefinitionVersion, User
+from app.roles import DESIGNERS
 from app.services import definitions, forms, registry
 from app.services.definitions import WORK_ROLES
 from app.services.runtime import operators

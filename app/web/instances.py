@@ -8,18 +8,18 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, render_template, request
 
-from app.api.schemas import INSTANCE_STATUSES
 from app.calendar import as_period
 from app.errors import NotFound
 from app.models import AuditEvent, HumanTask, Instance, Letter
-from app.models.instances import TASK_READY
+from app.models.instances import INSTANCE_STATUSES, TASK_READY
+from app.roles import OFFICERS
 from app.services import audit, deadlines, definitions, instances, letters, users
 from app.web.auth import roles_required
 
 bp = Blueprint("web_instances", __name__)
 
 # The roles the API's /api/v1/instances endpoints allow for reading.
-READERS = ("dpo", "privacy_officer", "admin")
+READERS = OFFICERS
 PAGE_SIZE = 25
 MAX_PAGE_DIGITS = 6
 

@@ -7,10 +7,8 @@ from dataclasses import dataclass
 from flask import current_app, request, url_for
 
 from app.models import User
+from app.roles import DESIGNERS, OFFICERS
 from app.services.definitions import WORK_ROLES
-
-OFFICERS = ("dpo", "privacy_officer", "admin")
-DESIGNERS = ("process_designer", "admin")
 
 
 @dataclass(frozen=True)

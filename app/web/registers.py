@@ -8,15 +8,13 @@ from typing import Any
 from flask import Blueprint, Response, render_template, request, url_for
 
 from app import clock
-from app.api.breaches import READERS as BREACH_READERS
-from app.api.deadlines import OFFICERS as DEADLINE_READERS
-from app.api.subject_requests import OFFICERS as REQUEST_READERS
 from app.database import will_write
 from app.errors import BadRequest
 from app.extensions import db
 from app.models.breaches import EXEMPTIONS
 from app.models.deadlines import KINDS
 from app.models.subject_requests import CLOSED, OPEN, REQUEST_TYPES
+from app.roles import OFFICERS
 from app.services import audit, breaches, deadlines, subject_requests
 from app.services.paging import Page
 from app.web.auth import current_web_user, roles_required
@@ -84,7 +82,7 @@ def _csv(body: str, filename: str) -> Response:
 
 
 @bp.get("/breaches", endpoint="breaches")
-@roles_required(*BREACH_READERS)
+@roles_required(*OFFICERS)
 def breaches_page() -> Any:
     found = breaches.list_breaches(
         order="open_due", page=_page_number(), size=PAGE_SIZE
@@ -107,7 +105,7 @@ def breaches_page() -> Any:
 
 
 @bp.get("/breaches.csv")
-@roles_required(*BREACH_READERS)
+@roles_required(*OFFICERS)
 def breaches_csv() -> Response:
     will_write()
     body = breaches.export_csv()
@@ -127,7 +125,7 @@ def _request_filters() -> dict[str, str | None]:
 
 
 @bp.get("/requests", endpoint="requests")
-@roles_required(*REQUEST_READERS)
+@roles_required(*OFFICERS)
 def requests_page() -> Any:
     filters = _request_filters()
     found = subject_requests.list_requests(
@@ -149,7 +147,7 @@ def requests_page() -> Any:
 
 
 @bp.get("/requests.csv")
-@roles_required(*REQUEST_READERS)
+@roles_required(*OFFICERS)
 def requests_csv() -> Response:
     filters = _request_filters()
     will_write()
@@ -175,7 +173,7 @@ def _before(horizon: str) -> datetime | None:
 
 
 @bp.get("/deadlines", endpoint="deadlines")
-@roles_required(*DEADLINE_READERS)
+@roles_required(*OFFICERS)
 def deadlines_page() -> Any:
     kind, horizon = _choice("kind", KINDS, "deadline kind"), _horizon()
     found = deadlines.pending(
