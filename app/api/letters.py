@@ -11,6 +11,7 @@ from marshmallow import Schema, fields, validate
 from app.api.auth import current_user, require_roles
 from app.api.blueprint import Blueprint
 from app.api.schemas import PageArgs, PageSchema
+from app.database import will_write
 from app.extensions import db
 from app.models import LetterTemplate, MailMessage
 from app.models.letters import MAIL_STATUSES
@@ -169,7 +170,10 @@ class LetterHtml(MethodView):
     @blp.response(200, {"type": "string"}, content_type="text/html")
     def get(self, letter_id: str) -> Response:
         """The letter as stored HTML, under a policy that lets no script run."""
+        will_write()
         letter = letters.get_letter(letter_id)
+        letters.record_read(letter, current_user().id, "html")
+        db.session.commit()
         reply = Response(letter.html, mimetype="text/html")
         reply.headers["Content-Security-Policy"] = LETTER_CSP
         reply.headers["X-Content-Type-Options"] = "nosniff"
@@ -182,10 +186,12 @@ class LetterPdf(MethodView):
     @blp.response(200, BINARY, content_type="application/pdf")
     def get(self, letter_id: str) -> Response:
         """The letter as a PDF download."""
+        will_write()
         letter = letters.get_letter(letter_id)
-        return _download(
-            letters.pdf(letter), "application/pdf", letters.pdf_filename(letter)
-        )
+        content = letters.pdf(letter)
+        letters.record_read(letter, current_user().id, "pdf")
+        db.session.commit()
+        return _download(content, "application/pdf", letters.pdf_filename(letter))
 
 
 @blp.route("/mail")

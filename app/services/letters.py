@@ -384,6 +384,18 @@ def pdf(letter: Letter) -> bytes:
     return pdf_service.render(letter.html, letter.subject_line)
 
 
+def record_read(letter: Letter, actor_id: int | None, form: str) -> None:
+    """Keep who opened a letter (it names its subject) in the trail, not its text."""
+    audit.record(
+        "letter.read",
+        actor_id=actor_id,
+        instance_id=letter.instance_id,
+        letter_id=letter.id,
+        template=letter.template_key,
+        form=form,
+    )
+
+
 def pdf_filename(letter: Letter) -> str:
     return f"{letter.template_key}.pdf"
 

@@ -9,12 +9,14 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, render_template, request
 
 from app.calendar import as_period
+from app.database import will_write
 from app.errors import NotFound
+from app.extensions import db
 from app.models import AuditEvent, HumanTask, Instance, Letter
 from app.models.instances import INSTANCE_STATUSES, TASK_READY
 from app.roles import OFFICERS
 from app.services import audit, deadlines, definitions, instances, letters, users
-from app.web.auth import roles_required
+from app.web.auth import current_web_user, roles_required
 
 bp = Blueprint("web_instances", __name__)
 
@@ -129,10 +131,14 @@ def diagram(instance_id: str) -> Any:
 @roles_required(*READERS)
 def letter_pdf(instance_id: str, letter_id: str) -> Response:
     """A letter of this instance as a PDF download, as the letters API gives it."""
+    will_write()
     letter = letters.get_letter(letter_id)
     if letter.instance_id != instances.get_instance(instance_id).id:
         raise NotFound(f"Instance {instance_id} has no letter {letter_id}.")
-    reply = Response(letters.pdf(letter), mimetype="application/pdf")
+    content = letters.pdf(letter)
+    letters.record_read(letter, current_web_user().id, "pdf")
+    db.session.commit()
+    reply = Response(content, mimetype="application/pdf")
     filename = letters.pdf_filename(letter)
     reply.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
     return reply

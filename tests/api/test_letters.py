@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from sqlalchemy import select
 
+from app.extensions import db
+from app.models import AuditEvent
 from app.registry import sample_data
 from tests.bpmn import chain, document, service_task, user_task
 from tests.conftest import ROOT
@@ -255,3 +258,26 @@ def test_the_openapi_document_describes_letters_and_mail(client):
         assert path in paths
     pdf = paths["/api/v1/letters/{letter_id}/pdf"]["get"]["responses"]["200"]
     assert "application/pdf" in pdf["content"]
+
+
+def test_opening_a_letter_is_kept_in_the_audit_trail_without_its_text(
+    app, run_flow, officer
+):
+    instance, _ = run_flow(body="We have extended the deadline.")
+    [letter] = letters_of(officer, instance["id"])
+
+    officer.get(f"/api/v1/letters/{letter['id']}/html")
+    officer.get(f"/api/v1/letters/{letter['id']}/pdf")
+
+    with app.app_context():
+        reads = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "letter.read")
+        ).all()
+        assert [(e.actor_id, e.details["form"]) for e in reads] == [
+            (officer.user_id, "html"),
+            (officer.user_id, "pdf"),
+        ]
+        assert all(e.details["letter_id"] == letter["id"] for e in reads)
+        stored = json.dumps([e.details for e in reads])
+        assert SUBJECT_EMAIL not in stored
+        assert "extended the deadline" not in stored

@@ -7,8 +7,10 @@ import re
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from app.extensions import db
+from app.models import AuditEvent
 from app.services import deadlines, instances, letters, users
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -313,7 +315,7 @@ def letter_of(app, dpo):
     return write
 
 
-def test_a_letter_of_the_instance_downloads_as_a_pdf(petra, review, letter_of):
+def test_a_letter_of_the_instance_downloads_as_a_pdf(app, petra, review, letter_of):
     letter_id = letter_of(review["id"])
     page = petra.page(f"/instances/{review['id']}")
     link = f"/instances/{review['id']}/letters/{letter_id}.pdf"
@@ -325,6 +327,11 @@ def test_a_letter_of_the_instance_downloads_as_a_pdf(petra, review, letter_of):
     assert reply.mimetype == "application/pdf"
     assert reply.data.startswith(b"%PDF")
     assert "attachment" in reply.headers["Content-Disposition"]
+    with app.app_context():
+        [read] = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "letter.read")
+        ).all()
+        assert (read.actor_id, read.details["letter_id"]) == (petra.user_id, letter_id)
 
 
 def test_a_letter_is_not_served_under_another_instance(
