@@ -13,6 +13,7 @@ from marshmallow import Schema, fields, validate
 from app.api.auth import require_roles
 from app.api.blueprint import Blueprint
 from app.services import processing_record, processor_agreements
+from app.services.breaches import FORMULA_STARTS
 
 PREFIX = "reports"
 blp = Blueprint(
@@ -22,7 +23,6 @@ blp = Blueprint(
 RECORD_READERS = ("dpo", "admin", "privacy_officer")
 AGREEMENT_READERS = ("dpo", "admin")
 # A spreadsheet runs a cell that starts with one of these as a formula.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # The printable page needs its own inline styles and nothing else.
 HTML_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
 CSV_COLUMNS = (
