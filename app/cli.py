@@ -117,11 +117,23 @@ def create_token(name: str, label: str) -> None:
 
 
 @audit_cli.command("verify")
-def verify_audit() -> None:
+@click.option(
+    "--anchor",
+    "anchors",
+    multiple=True,
+    help="A head printed by an earlier run (ID:SHA256); it must still be in the chain.",
+)
+def verify_audit(anchors: tuple[str, ...]) -> None:
     """Walk the hash chain; exit 1 at the first event that does not fit."""
-    report = audit.verify()
+    try:
+        parsed = tuple(audit.Anchor.parse(value) for value in anchors)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--anchor") from None
+    report = audit.verify(anchors=parsed)
     if report.ok:
         click.echo(f"audit chain intact: {report.checked} events")
+        if report.head:
+            click.echo(f"head: {report.head}")
         return
     click.echo(
         f"audit chain broken at event {report.first_bad_id}: {report.reason} "

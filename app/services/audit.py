@@ -116,10 +116,41 @@ class ChainReport:
     checked: int
     first_bad_id: int | None = None
     reason: str | None = None
+    head_id: int | None = None
+    head_sha256: str | None = None
+
+    @property
+    def head(self) -> str | None:
+        """The newest event as `ID:SHA256`, the anchor to keep outside the database."""
+        if self.head_id is None:
+            return None
+        return f"{self.head_id}:{self.head_sha256}"
 
 
-def verify(batch: int = 5000) -> ChainReport:
-    """Walk the chain from the start; report the first event that does not fit."""
+@dataclass(frozen=True)
+class Anchor:
+    """A head recorded earlier: the chain must still reach it, unchanged."""
+
+    event_id: int
+    sha256: str
+
+    @classmethod
+    def parse(cls, value: str) -> Anchor:
+        event_id, _, sha256 = value.partition(":")
+        if not event_id.isdigit() or len(sha256) != 64:
+            raise ValueError(f"an anchor is ID:SHA256 as verify prints it: {value!r}")
+        return cls(int(event_id), sha256.lower())
+
+
+def verify(batch: int = 5000, anchors: tuple[Anchor, ...] = ()) -> ChainReport:
+    """Walk the chain from the start; report the first event that does not fit.
+
+    The links show an event changed or removed inside the chain. Removing the
+    newest events leaves a shorter chain that still fits, so heads printed by
+    earlier runs and kept elsewhere are checked as anchors: each must still be
+    in the chain with the same hash.
+    """
+    expected = {anchor.event_id: anchor.sha256 for anchor in anchors}
     prev, checked, last_id = GENESIS, 0, 0
     while True:
         rows = db.session.scalars(
@@ -129,14 +160,20 @@ def verify(batch: int = 5000) -> ChainReport:
             .limit(batch)
         ).all()
         if not rows:
-            return ChainReport(True, checked)
+            break
         for event in rows:
             if event.prev_sha256 != prev:
                 return ChainReport(False, checked, event.id, "link to previous broken")
             if digest(event) != event.sha256:
                 return ChainReport(False, checked, event.id, "content altered")
+            if expected.pop(event.id, event.sha256) != event.sha256:
+                return ChainReport(False, checked, event.id, "differs from its anchor")
             prev, last_id, checked = event.sha256, event.id, checked + 1
         db.session.expunge_all()
+    if expected:
+        missing = min(expected)
+        return ChainReport(False, checked, missing, "anchored event removed")
+    return ChainReport(True, checked, head_id=last_id or None, head_sha256=prev)
 
 
 def events_for_instance(instance_id: str) -> list[AuditEvent]:

@@ -67,6 +67,85 @@ def test_a_removed_event_is_found(app, some_history):
     assert report.reason == "link to previous broken"
 
 
+def _newest(count: int = 1) -> list[AuditEvent]:
+    return db.session.scalars(
+        select(AuditEvent).order_by(AuditEvent.id.desc()).limit(count)
+    ).all()
+
+
+def test_verify_reports_the_head_to_keep_as_an_anchor(app, some_history):
+    with app.app_context():
+        report = audit.verify()
+        newest = _newest()[0]
+
+    assert report.head == f"{newest.id}:{newest.sha256}"
+
+
+def test_removing_the_newest_events_is_found_through_an_anchor(app, some_history):
+    with app.app_context():
+        anchor = audit.Anchor.parse(audit.verify().head)
+        for event in _newest(2):
+            db.session.delete(event)
+        db.session.commit()
+
+        unanchored = audit.verify()
+        anchored = audit.verify(anchors=(anchor,))
+
+    assert unanchored.ok
+    assert not anchored.ok
+    assert anchored.reason == "anchored event removed"
+    assert anchored.first_bad_id == anchor.event_id
+
+
+def test_a_chain_rebuilt_after_the_anchor_is_found(app, some_history):
+    with app.app_context():
+        anchor = audit.Anchor.parse(audit.verify().head)
+        newest = _newest()[0]
+        newest.details = {"rewritten": True}
+        newest.sha256 = audit.digest(newest)
+        db.session.commit()
+
+        report = audit.verify(anchors=(anchor,))
+
+    assert not report.ok
+    assert report.reason == "differs from its anchor"
+
+
+def test_an_anchor_still_in_the_chain_passes(app, some_history, start_instance):
+    with app.app_context():
+        anchor = audit.Anchor.parse(audit.verify().head)
+    start_instance()
+    with app.app_context():
+        report = audit.verify(anchors=(anchor,))
+
+    assert report.ok
+    assert report.head_id > anchor.event_id
+
+
+@pytest.mark.parametrize("value", ["12", "x:" + "a" * 64, "12:abc"])
+def test_an_anchor_must_read_id_colon_hash(value):
+    with pytest.raises(ValueError, match="ID:SHA256"):
+        audit.Anchor.parse(value)
+
+
+def test_the_command_checks_anchors(app, some_history):
+    cli = app.test_cli_runner()
+    first = cli.invoke(args=["audit", "verify"])
+    head = first.stdout.split("head: ")[1].strip()
+    with app.app_context():
+        db.session.delete(_newest()[0])
+        db.session.commit()
+
+    result = cli.invoke(args=["audit", "verify", "--anchor", head])
+    bad = cli.invoke(args=["audit", "verify", "--anchor", "nonsense"])
+
+    assert first.exit_code == 0
+    assert result.exit_code == 1
+    assert "anchored event removed" in result.stderr
+    assert bad.exit_code == 2
+    assert "ID:SHA256" in bad.stderr
+
+
 def test_events_name_fields_never_values(app, review_process, start_instance):
     start_instance(data={"summary": "Jane Doe, born 1980-02-03"}, business_key="K")
 
