@@ -30,14 +30,43 @@ XI_OLD = "http://www.w3.org/2003/XInclude"
 # ISO 8601 durations, cycles and date-times, as a designer would type them bare.
 ISO_LITERAL = re.compile(r"^(R\d*/)?P[\dYMWDTHS.,]+$|^\d{4}-\d{2}-\d{2}")
 
+_ERRORS = etree.ErrorTypes
+# Our own words for libxml2's commonest complaints; its raw text is for its authors.
+SYNTAX_PROBLEMS = {
+    _ERRORS.ERR_DOCUMENT_EMPTY: "there is no root element",
+    _ERRORS.ERR_DOCUMENT_END: "there is more content after the root element",
+    _ERRORS.ERR_TAG_NAME_MISMATCH: "a closing tag does not match the element it closes",
+    _ERRORS.ERR_TAG_NOT_FINISHED: "the file ends before an element is closed",
+    _ERRORS.ERR_LTSLASH_REQUIRED: "the file ends before an element is closed",
+    _ERRORS.ERR_GT_REQUIRED: "a tag is missing its closing '>'",
+    _ERRORS.ERR_NAME_REQUIRED: "a tag or entity reference has no valid name",
+    _ERRORS.ERR_SPACE_REQUIRED: "an attribute is written wrongly",
+    _ERRORS.ERR_ATTRIBUTE_NOT_STARTED: "an attribute value is not in quotes",
+    _ERRORS.ERR_ATTRIBUTE_NOT_FINISHED: "an attribute value is not closed",
+    _ERRORS.ERR_ATTRIBUTE_WITHOUT_VALUE: "an attribute has no value",
+    _ERRORS.ERR_LT_IN_ATTRIBUTE: "an attribute value contains '<'",
+    _ERRORS.ERR_ATTRIBUTE_REDEFINED: "an element has the same attribute twice",
+    _ERRORS.ERR_ENTITYREF_SEMICOL_MISSING: "an '&' starts no entity; write '&amp;'",
+    _ERRORS.ERR_UNDECLARED_ENTITY: "it names an undefined entity; write '&' as '&amp;'",
+    _ERRORS.NS_ERR_UNDEFINED_NAMESPACE: "a namespace prefix is used but not declared",
+    _ERRORS.ERR_INVALID_CHAR: "it contains a character XML does not allow",
+    _ERRORS.ERR_INVALID_ENCODING: "it contains bytes not valid in its encoding",
+    _ERRORS.ERR_UNSUPPORTED_ENCODING: "it declares an encoding the server cannot read",
+    _ERRORS.ERR_RESOURCE_LIMIT: "it is nested too deeply or expands too far",
+    _ERRORS.ERR_HYPHEN_IN_COMMENT: "a comment contains '--'",
+}
+
 
 class UnsafeXml(ValueError):
     """The upload is not well-formed XML, or uses a DTD or entities."""
 
-    def __init__(self, message: str, line: int | None = None) -> None:
+    def __init__(
+        self, message: str, line: int | None = None, column: int | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.line = line
+        self.column = column
 
 
 @dataclass(frozen=True)
@@ -79,6 +108,8 @@ class ParsedProcess:
     user_tasks: list[UserTaskSpec] = field(default_factory=list)
     service_operators: dict[str, str] = field(default_factory=dict)
     lanes: dict[str, str] = field(default_factory=dict)
+    # The document as UTF-8 text, whatever encoding it was uploaded in.
+    xml_text: str = ""
 
     def spec_json(self) -> str:
         """The spec and its subprocess specs as JSON, for slow-path upgrades."""
@@ -101,8 +132,7 @@ def read_xml(data: bytes) -> etree._Element:
     try:
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as exc:
-        message = f"The file is not well-formed XML: {exc.msg}"
-        raise UnsafeXml(message, exc.lineno) from None
+        raise _not_well_formed(exc) from None
     # The byte checks above miss a DOCTYPE after long comments or in UTF-16.
     if root.getroottree().docinfo.doctype:
         raise UnsafeXml("BPMN files may not contain a DOCTYPE or entity declarations.")
@@ -116,11 +146,33 @@ def read_xml(data: bytes) -> etree._Element:
     return root
 
 
+def _not_well_formed(exc: etree.XMLSyntaxError) -> UnsafeXml:
+    line, column = exc.position
+    problem = SYNTAX_PROBLEMS.get(exc.code, "the parser cannot read it")
+    return UnsafeXml(
+        f"The file is not well-formed XML at line {line}, column {column}: {problem}.",
+        line,
+        column,
+    )
+
+
+def _as_utf8_text(data: bytes, tree: etree._ElementTree) -> str:
+    """The document as UTF-8 text: as sent when it is UTF-8, else re-encoded."""
+    if (tree.docinfo.encoding or "").upper() in ("UTF-8", "UTF8"):
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass  # a UTF-16 file without a declaration reports UTF-8
+    serialized = etree.tostring(tree, encoding="UTF-8", xml_declaration=True)
+    return serialized.decode("utf-8")
+
+
 def parse_process(
     data: bytes, filename: str, process_id: str | None = None
 ) -> ParsedProcess:
     """Parse one executable process and check everything the engine will evaluate."""
     root = read_xml(data)
+    text = _as_utf8_text(data, root.getroottree())
     parser = SpiffBpmnParser(validator=VALIDATOR)
     try:
         parser.add_bpmn_xml(root, filename)
@@ -135,6 +187,7 @@ def parse_process(
     parsed = ParsedProcess(process_id, spec.description or process_id, spec, {})
     parsed.subprocess_specs = subprocess_specs
     parsed.lanes = _lane_names(root)
+    parsed.xml_text = text
     problems: list[BpmnProblem] = []
     for one_spec in [spec, *subprocess_specs.values()]:
         for task_spec in one_spec.task_specs.values():

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+import re
 
+import pytest
+from sqlalchemy import event
+
+from app.extensions import db
 from app.services import instances
 from tests.conftest import DATA
 
@@ -61,6 +65,40 @@ def test_a_message_nobody_waits_for_is_a_404_naming_it_not_its_values(orders, of
     assert body["message_name"] == "payment_received"
     assert body["correlation_keys"] == ["order_id"]
     assert "B-999" not in reply.get_data(as_text=True)
+
+
+# The delivery's lookup: subscriptions by correlation hash, whatever else it selects.
+BY_CORRELATION = re.compile(
+    r"FROM subscriptions\s+WHERE subscriptions\.correlation_sha256 = \?"
+)
+
+
+def test_a_delivery_finds_its_subscription_through_the_index(app, orders, officer):
+    with app.app_context():
+        engine = db.engine
+    if engine.dialect.name != "sqlite":
+        pytest.skip("the plan is read with SQLite's EXPLAIN QUERY PLAN")
+    lookups = []
+
+    def capture(connection, cursor, statement, parameters, context, executemany):
+        if BY_CORRELATION.search(statement):
+            lookups.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        assert _deliver(officer, "A-2").status_code == 200
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+
+    assert lookups
+    with engine.connect() as connection:
+        for statement, parameters in lookups:
+            rows = connection.exec_driver_sql(
+                "EXPLAIN QUERY PLAN " + statement, parameters
+            )
+            plan = " | ".join(row[-1] for row in rows)
+            assert "USING INDEX ix_subscriptions_correlation_sha256" in plan, plan
+            assert "SCAN subscriptions" not in plan, plan
 
 
 def test_a_message_is_taken_once(orders, officer):

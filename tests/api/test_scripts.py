@@ -1,4 +1,4 @@
-"""BPMN scripts run sandboxed: escapes fail as task errors, and instances recover."""
+"""BPMN scripts run sandboxed: escapes are refused at deploy or fail as task errors."""
 
 from __future__ import annotations
 
@@ -9,40 +9,82 @@ import pytest
 
 from tests.bpmn import chain, document, script_process, service_task, user_task
 
-ESCAPES = {
-    "import": "import os\nos.system('id')",
-    "dunder-import": "__import__('os').system('id')",
-    "subclasses": "x = ().__class__.__bases__[0].__subclasses__()",
-    "builtins": "b = __builtins__",
-    "open": "data = open('/etc/passwd').read()",
-    "getattr": "g = getattr(1, '__class__')",
-    "format-walk": "s = '{0.__class__.__base__}'.format(1)",
-    "generator-frame": "g = (i for i in [1])\nf = g.gi_frame.f_back.f_globals",
-    "module-walk": "m = datetime.sys",
-    "infinite-loop": "while True:\n    pass",
-    "memory": "x = [1]\nfor i in range(64):\n    x.extend(x)",
-    "huge-string": "x = 'a' * 10 ** 10",
-    "division": "x = 1 / 0",
+# Escapes the deployment check refuses: (script, what the refusal names).
+REFUSED_AT_DEPLOY = {
+    "import": ("import os\nos.system('id')", "imports are not allowed"),
+    "dunder-import": ("__import__('os').system('id')", '"__import__" is an invalid'),
+    "subclasses": (
+        "x = ().__class__.__bases__[0].__subclasses__()",
+        '"__subclasses__" is an invalid attribute name',
+    ),
+    "builtins": ("b = __builtins__", '"__builtins__" is an invalid variable name'),
+    "format-walk": (
+        "s = '{0.__class__.__base__}'.format(1)",
+        "the attribute 'format' is not allowed",
+    ),
+    "generator-frame": (
+        "g = (i for i in [1])\nf = g.gi_frame.f_back.f_globals",
+        'line 2: "f_globals" is a restricted name',
+    ),
+}
+
+# Escapes that reach run time: (script, error kind, what the task error names).
+FAIL_AT_RUN = {
+    "open": ("data = open('/etc/passwd').read()", "runtime", "'open' is not defined"),
+    "getattr": ("g = getattr(1, '__class__')", "runtime", "'getattr' is not defined"),
+    "module-walk": ("m = datetime.sys", "runtime", "has no attribute 'sys'"),
+    "infinite-loop": ("while True:\n    pass", "budget", "more than 1000000 steps"),
+    "memory": (
+        "x = [1]\nfor i in range(64):\n    x.extend(x)",
+        "memory",
+        "ran out of memory",
+    ),
+    "huge-string": ("x = 'a' * 10 ** 10", "size", "more than 10000000 items"),
+    "division": ("x = 1 / 0", "runtime", "division by zero"),
 }
 
 
-@pytest.mark.parametrize("script", ESCAPES.values(), ids=ESCAPES.keys())
-def test_a_hostile_script_never_runs_to_the_next_task(
-    deploy, start_instance, dpo, script
+@pytest.mark.parametrize(
+    ("script", "refusal"), REFUSED_AT_DEPLOY.values(), ids=REFUSED_AT_DEPLOY.keys()
+)
+def test_an_escape_the_check_sees_is_refused_at_deploy_naming_it(
+    deploy, designer, script, refusal
 ):
-    deployed = deploy(script_process(script))
-    if deployed.status_code == 422:
-        problems = deployed.get_json()["errors"]
-        assert [problem["element_id"] for problem in problems] == ["run_script"]
-        return
-    assert deployed.status_code == 201
+    reply = deploy(script_process(script))
+
+    assert reply.status_code == 422
+    body = reply.get_json()
+    assert body["code"] == "invalid-bpmn"
+    [problem] = body["errors"]
+    assert problem["element_id"] == "run_script"
+    assert refusal in problem["message"]
+    assert designer.get("/api/v1/definitions").get_json()["items"] == []
+
+
+@pytest.mark.parametrize(
+    ("script", "kind", "refusal"), FAIL_AT_RUN.values(), ids=FAIL_AT_RUN.keys()
+)
+def test_an_escape_at_run_time_is_a_task_error_and_the_instance_recovers(
+    deploy, start_instance, dpo, script, kind, refusal
+):
+    assert deploy(script_process(script)).status_code == 201
 
     instance = start_instance("scripted")
 
     assert instance["status"] == "error"
-    assert instance["error"]["bpmn_id"] == "run_script"
-    assert instance["error"]["message"]
+    error = instance["error"]
+    assert (error["bpmn_id"], error["kind"]) == ("run_script", kind)
+    assert refusal in error["message"]
     assert dpo.get("/api/v1/tasks").get_json()["total"] == 0
+    url = f"/api/v1/instances/{instance['id']}"
+    retried = dpo.post(f"{url}/retry")
+    assert retried.status_code == 200
+    assert retried.get_json()["status"] == "error"
+    assert retried.get_json()["error"]["bpmn_id"] == "run_script"
+    cancelled = dpo.post(f"{url}/cancel")
+    assert cancelled.status_code == 200
+    assert cancelled.get_json()["status"] == "cancelled"
+    assert dpo.get(url).get_json()["status"] == "cancelled"
 
 
 def test_a_script_cannot_write_a_file(deploy, start_instance, tmp_path):
