@@ -196,6 +196,8 @@ class Erase(MethodView):
     @blp.arguments(EraseSchema)
     def post(self, body: dict[str, Any]) -> Response:
         """Erase per field (Art 17): delete, anonymise, restrict or retain."""
-        outcome = erasure.erase(body["identities"], body["plan"], current_user().id)
+        outcome = erasure.erase(
+            body["identities"], body["plan"], current_user().id, durable=True
+        )
         db.session.commit()
         return jsonify(outcome)

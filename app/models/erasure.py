@@ -75,9 +75,20 @@ class ErasureEntry(db.Model):
     entity_key: Mapped[str] = mapped_column(String(60))
     row_key: Mapped[dict[str, Any]] = mapped_column(JSON)
     field_ids: Mapped[list[str]] = mapped_column(JSON)
+    # The table and columns acted on, so a replay needs no catalogue entry.
+    table_name: Mapped[str | None] = mapped_column(String(120))
+    column_names: Mapped[list[str] | None] = mapped_column(JSON)
+    # A keyed HMAC of the row's subject-key value before the erasure: a replay
+    # acts only on a row that still belongs to the same subject.
+    subject_column: Mapped[str | None] = mapped_column(String(120))
+    subject_hmac: Mapped[str | None] = mapped_column(String(64))
+    # A keyed HMAC of what the erasure left in the columns: a row that still holds
+    # it is erased already, so replaying again changes nothing.
+    erased_hmac: Mapped[str | None] = mapped_column(String(64))
     # deleted_row, nulled, anonymised, restricted, retained
     outcome: Mapped[str] = mapped_column(String(20))
     ground: Mapped[str | None] = mapped_column(String(20))
-    # applied, or failed when the system's transaction was rolled back.
+    # pending (committed before the system is touched), then applied, or failed
+    # when the system's transaction was rolled back.
     status: Mapped[str] = mapped_column(String(10))
     detail: Mapped[str] = mapped_column(Text, default="")

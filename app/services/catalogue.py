@@ -391,6 +391,11 @@ def _remove_the_rest(
                 if row.key not in listed[entity.key]["fields"]
             )
     usage.refuse_if_bound([row.field_id for _, row in doomed_fields])
+    registry_changes.refuse_if_ledgered(
+        [row.field_id for _, row in doomed_fields]
+        + [f"{system.key}.{entity.key}" for system, entity in doomed_entities]
+        + [key for key in systems if key not in catalogue.systems]
+    )
     for entity, row in doomed_fields:
         report.note("fields", REMOVED, row.field_id)
         entity.fields.remove(row)

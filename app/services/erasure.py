@@ -1,8 +1,10 @@
 """Erasure (Art 17) with an outcome per field, and the ledger that can replay it.
 
 Each system is changed in one transaction: a failure leaves it as it was, and the
-other systems still go ahead. The ledger keeps what was done to which row, so the
-same erasures can be applied again after a system is restored from a backup.
+other systems still go ahead. The ledger keeps what was done to which row, table
+and columns, so the same erasures can be applied again after a system is restored
+from a backup; a replay acts only on a row whose subject key still gives the
+entry's keyed HMAC, since a restored or reused row key may name someone else.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Integer,
+    MetaData,
     Numeric,
     String,
     Table,
@@ -31,6 +34,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import NoSuchTableError
 from sqlalchemy.orm import selectinload
 
 from app.errors import ProblemError, Unprocessable
@@ -38,6 +42,7 @@ from app.extensions import db
 from app.models import Entity, ErasureEntry, Field, System
 from app.models.erasure import RETAIN_GROUNDS
 from app.services import audit, connectors, restrictions, subjects
+from app.services.connectors import ConnectorFailed
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +103,7 @@ def check_plan(plan: dict[str, dict[str, Any]]) -> None:
         message = _step_error(row, step)
         if message:
             errors.append({"field": f"plan.{field_id}", "message": message})
+        errors += _lift_at_errors(field_id, step)
     if errors:
         raise _refuse(
             "The erasure plan cannot be carried out; nothing changed.", errors
@@ -118,6 +124,18 @@ def _step_error(row: Field | None, step: dict[str, Any]) -> str | None:
         except Unprocessable:
             return "Restricting needs an Art 18(1) or Art 17(3) ground."
     return None
+
+
+def _lift_at_errors(field_id: str, step: dict[str, Any]) -> list[dict[str, str]]:
+    """A restriction lifted already when made would never hold (Art 18)."""
+    if step["outcome"] != "restrict":
+        return []
+    try:
+        restrictions.check_lift_at(step.get("lift_at"), "lift_at")
+    except Unprocessable:
+        message = "Not a future date and time."
+        return [{"field": f"plan.{field_id}.lift_at", "message": message}]
+    return []
 
 
 def _catalogued() -> list[Field]:
@@ -188,9 +206,19 @@ def check_columns(plans: list[RowPlan]) -> None:
 
 
 def erase(
-    identities: dict[str, str], plan: dict[str, dict[str, Any]], actor_id: int | None
+    identities: dict[str, str],
+    plan: dict[str, dict[str, Any]],
+    actor_id: int | None,
+    *,
+    durable: bool = False,
 ) -> dict[str, Any]:
-    """Carry out the plan per system, all or nothing, and ledger what happened."""
+    """Carry out the plan per system, all or nothing, and ledger what happened.
+
+    With `durable`, each system's ledger entries are committed (as pending) before
+    the system is touched, so an erasure whose last commit fails is still known
+    to a replay. A caller inside a larger transaction, such as a workflow step,
+    leaves it off and commits the entries with its own work.
+    """
     subject = subjects.find(identities)
     check_plan(plan)
     plans = row_plans(subject, plan)
@@ -200,7 +228,7 @@ def erase(
     reply: dict[str, Any] = {}
     for system_key in sorted({p.match.system.key for p in plans}):
         in_system = [p for p in plans if p.match.system.key == system_key]
-        reply[system_key] = _erase_system(in_system, plan, locator, actor_id)
+        reply[system_key] = _erase_system(in_system, plan, locator, actor_id, durable)
     audit.record(
         "registry.subject_erased",
         actor_id=actor_id,
@@ -221,29 +249,120 @@ def _erase_system(
     plan: dict[str, dict[str, Any]],
     locator: dict[str, Any],
     actor_id: int | None,
+    durable: bool,
 ) -> dict[str, Any]:
     system = plans[0].match.system
-    status, detail = "erased", None
+    detail = None
     try:
-        with connectors.connect(system) as connection, connection.begin():
-            for row_plan in plans:
-                _apply(connection, row_plan)
+        identifiers = _identifiers(plans)
     except ProblemError as error:
-        status, detail = "failed", error.detail
-        logger.warning("erasure in system %s rolled back: %s", system.key, error.code)
+        identifiers, detail = {}, error.detail
+    entries = _ledger(plans, plan, locator, actor_id, identifiers)
+    if detail is None:
+        if durable:
+            db.session.commit()
+        detail = _carry_out(system, entries)
+    status = "erased" if detail is None else "failed"
     if status == "erased":
         _restrict(plans, plan, actor_id)
-    _ledger(plans, plan, locator, actor_id, "applied" if detail is None else "failed")
+    for entry in entries:
+        entry.status = "applied" if detail is None else "failed"
     return _system_reply(plans, status, detail)
 
 
-def _apply(connection: Connection, row_plan: RowPlan) -> None:
-    match = row_plan.match
-    table = connectors.reflect(connection, match.system, match.entity)
-    for row_key in match.row_keys:
-        apply_row(
-            connection, table, row_plan.match.system, row_key, row_plan.outcomes()
+def _identifiers(plans: list[RowPlan]) -> dict[tuple[str, str], str | None]:
+    """Each row's subject-key value as a keyed HMAC, read before anything changes."""
+    system = plans[0].match.system
+    found = {}
+    with connectors.connect(system) as connection:
+        for row_plan in plans:
+            entity = row_plan.match.entity
+            table = connectors.reflect(connection, system, entity)
+            name = connectors.subject_column(entity)
+            for row_key in row_plan.match.row_keys:
+                value = _read(connection, table, system, row_key, [name])
+                digest = row_hmac(name, value[name]) if value else None
+                found[(entity.key, restrictions.row_text(row_key))] = digest
+    return found
+
+
+def row_hmac(column_name: str, value: Any) -> str:
+    """A keyed HMAC of a row's subject-key value: which subject, never who."""
+    return identity_hmac({f"subject:{column_name}": subjects.plain(value)})
+
+
+def _values_hmac(values: dict[str, Any]) -> str:
+    return identity_hmac({f"erased:{k}": subjects.plain(v) for k, v in values.items()})
+
+
+def _read(
+    connection: Connection,
+    table: Table,
+    system: System,
+    row_key: dict[str, Any],
+    names: list[str],
+) -> dict[str, Any] | None:
+    """The named columns of one row, or None when the row is gone."""
+    columns = [connectors.column(table, system, name) for name in names]
+    found = connection.execute(select(*columns).where(_where(table, row_key))).first()
+    return dict(found._mapping) if found is not None else None
+
+
+def _where(table: Table, row_key: dict[str, Any]) -> Any:
+    return and_(*(key == row_key.get(key.name) for key in table.primary_key.columns))
+
+
+def _carry_out(system: System, entries: list[ErasureEntry]) -> str | None:
+    """Apply the entries in one transaction; the problem's detail when it failed."""
+    erased: list[str | None] = []
+    try:
+        with connectors.connect(system) as connection, connection.begin():
+            tables: dict[str, Table] = {}
+            for entry in entries:
+                erased.append(_apply_entry(connection, tables, system, entry))
+    except ProblemError as error:
+        logger.warning("erasure in system %s rolled back: %s", system.key, error.code)
+        return error.detail
+    for entry, digest in zip(entries, erased, strict=True):
+        entry.erased_hmac = digest
+    return None
+
+
+def _apply_entry(
+    connection: Connection,
+    tables: dict[str, Table],
+    system: System,
+    entry: ErasureEntry,
+) -> str | None:
+    """Carry out one entry; the HMAC of what its columns hold afterwards."""
+    name = entry.table_name or ""
+    if name not in tables:
+        tables[name] = _table(connection, system, name)
+    table = tables[name]
+    columns = entry.column_names or []
+    apply_row(connection, table, system, entry.row_key, entry.outcome, columns)
+    if entry.outcome not in ("nulled", "anonymised"):
+        return None
+    after = _read(connection, table, system, entry.row_key, columns)
+    return _values_hmac(after) if after is not None else None
+
+
+def _table(connection: Connection, system: System, name: str) -> Table:
+    try:
+        table = Table(name, MetaData(), autoload_with=connection)
+    except NoSuchTableError:
+        raise ConnectorFailed(
+            f"The system '{system.key}' has no table '{name}'.",
+            code="connector-mismatch",
+            system=system.key,
+        ) from None
+    if not table.primary_key.columns:
+        raise ConnectorFailed(
+            f"The table '{name}' of system '{system.key}' has no primary key.",
+            code="connector-mismatch",
+            system=system.key,
         )
+    return table
 
 
 def apply_row(
@@ -251,21 +370,23 @@ def apply_row(
     table: Table,
     system: System,
     row_key: dict[str, Any],
-    outcomes: dict[str, list[Field]],
+    outcome: str,
+    columns: list[str],
 ) -> None:
-    """Delete, null or anonymise one row's fields; restrict and retain touch nothing."""
-    where = and_(*(key == row_key[key.name] for key in table.primary_key.columns))
-    if "deleted_row" in outcomes:
+    """Delete, null or anonymise a row's columns; restrict and retain touch nothing."""
+    where = _where(table, row_key)
+    if outcome == "deleted_row":
         connection.execute(delete(table).where(where))
         return
-    values: dict[str, Any] = {}
-    for row in outcomes.get("nulled", []):
-        values[connectors.column_name(row)] = None
-    for row in outcomes.get("anonymised", []):
-        name = connectors.column_name(row)
-        values[name] = anonymous(connectors.column(table, system, name))
-    if values:
-        connection.execute(update(table).where(where).values(values))
+    if outcome == "nulled":
+        values = {name: None for name in columns}
+    elif outcome == "anonymised":
+        values = {
+            name: anonymous(connectors.column(table, system, name)) for name in columns
+        }
+    else:
+        return
+    connection.execute(update(table).where(where).values(values))
 
 
 def _kind(column: Any) -> type | None:
@@ -322,27 +443,36 @@ def _ledger(
     plan: dict[str, dict[str, Any]],
     locator: dict[str, Any],
     actor_id: int | None,
-    status: str,
-) -> None:
+    identifiers: dict[tuple[str, str], str | None],
+) -> list[ErasureEntry]:
+    """One pending entry per row and outcome, naming the table and columns."""
+    entries = []
     for row_plan in plans:
-        match = row_plan.match
+        entity = row_plan.match.entity
         for outcome, rows in row_plan.outcomes().items():
             grounds = {plan.get(row.field_id, {}).get("ground") for row in rows}
-            for row_key in match.row_keys:
-                db.session.add(
-                    ErasureEntry(
-                        actor_id=actor_id,
-                        identity_kinds=locator["kinds"],
-                        identity_hmac=locator["hmac"],
-                        system_key=match.system.key,
-                        entity_key=match.entity.key,
-                        row_key=row_key,
-                        field_ids=[row.field_id for row in rows],
-                        outcome=outcome,
-                        ground=next(iter(grounds)) if len(grounds) == 1 else None,
-                        status=status,
-                    )
+            for row_key in row_plan.match.row_keys:
+                entry = ErasureEntry(
+                    actor_id=actor_id,
+                    identity_kinds=locator["kinds"],
+                    identity_hmac=locator["hmac"],
+                    system_key=row_plan.match.system.key,
+                    entity_key=entity.key,
+                    row_key=row_key,
+                    field_ids=[row.field_id for row in rows],
+                    table_name=entity.table or entity.key,
+                    column_names=[connectors.column_name(row) for row in rows],
+                    subject_column=connectors.subject_column(entity),
+                    subject_hmac=identifiers.get(
+                        (entity.key, restrictions.row_text(row_key))
+                    ),
+                    outcome=outcome,
+                    ground=next(iter(grounds)) if len(grounds) == 1 else None,
+                    status="pending",
                 )
+                db.session.add(entry)
+                entries.append(entry)
+    return entries
 
 
 def _system_reply(
@@ -364,31 +494,154 @@ def _system_reply(
 # --- replay after a restore ---------------------------------------------------------
 
 
-def replay_erasures(actor_id: int | None = None) -> dict[str, int]:
-    """Apply every applied ledger entry again; rows already gone are skipped."""
+ERASING = ("deleted_row", "nulled", "anonymised")
+
+
+@dataclass
+class Replay:
+    """What a replay did in one system: counts, and the entries it could not apply."""
+
+    replayed: int = 0
+    already_erased: int = 0
+    other_subject: int = 0
+    not_applied: list[dict[str, Any]] = field(default_factory=list)
+
+    def refuse(self, entries: list[ErasureEntry], reason: str) -> None:
+        self.not_applied.extend(
+            {"entry": entry.id, "fields": entry.field_ids, "reason": reason}
+            for entry in entries
+        )
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "replayed": self.replayed,
+            "already_erased": self.already_erased,
+            "other_subject": self.other_subject,
+            "not_applied": len(self.not_applied),
+        }
+
+    def describe(self) -> str:
+        """One line of counts, then one line per entry not applied and why."""
+        lines = [
+            f"{self.replayed} ledger entries replayed, {self.already_erased} already "
+            f"erased or gone, {self.other_subject} left alone (the row holds another "
+            f"subject now), {len(self.not_applied)} not applied"
+        ]
+        lines += [
+            f"  entry {item['entry']} ({', '.join(item['fields'])}) not applied: "
+            f"{item['reason']}"
+            for item in self.not_applied
+        ]
+        return "\n".join(lines)
+
+
+def replay_erasures(actor_id: int | None = None) -> dict[str, Replay]:
+    """Apply the ledger again, only to rows that still belong to the erased subject.
+
+    Entries that cannot be applied are reported and the rest go ahead; a row that
+    still holds what the erasure left is not touched, so a second replay changes
+    nothing more.
+    """
     entries = db.session.scalars(
         select(ErasureEntry)
-        .where(ErasureEntry.status == "applied")
+        .where(
+            ErasureEntry.status.in_(("applied", "pending")),
+            ErasureEntry.outcome.in_(ERASING),
+        )
         .order_by(ErasureEntry.id)
     ).all()
-    fields = {row.field_id: row for row in _catalogued()}
-    replayed: dict[str, int] = {}
+    replayed: dict[str, Replay] = {}
     for system_key in sorted({entry.system_key for entry in entries}):
         in_system = [entry for entry in entries if entry.system_key == system_key]
-        replayed[system_key] = _replay_system(in_system, fields)
-    audit.record("registry.erasures_replayed", actor_id=actor_id, systems=replayed)
-    logger.info("erasures replayed: %s", replayed)
+        replayed[system_key] = _replay_system(system_key, in_system)
+    counts = {key: value.counts() for key, value in replayed.items()}
+    audit.record("registry.erasures_replayed", actor_id=actor_id, systems=counts)
+    logger.info("erasures replayed: %s", counts)
     return replayed
 
 
-def _replay_system(entries: list[ErasureEntry], fields: dict[str, Field]) -> int:
-    system = fields[entries[0].field_ids[0]].entity.system
-    tables: dict[str, Table] = {}
-    with connectors.connect(system) as connection, connection.begin():
-        for entry in entries:
-            entity = fields[entry.field_ids[0]].entity
-            if entity.key not in tables:
-                tables[entity.key] = connectors.reflect(connection, system, entity)
-            outcomes = {entry.outcome: [fields[i] for i in entry.field_ids]}
-            apply_row(connection, tables[entity.key], system, entry.row_key, outcomes)
-    return len(entries)
+def _replay_system(system_key: str, entries: list[ErasureEntry]) -> Replay:
+    replay = Replay()
+    system = db.session.scalar(select(System).where(System.key == system_key))
+    if system is None:
+        replay.refuse(entries, "the system is no longer in the registry")
+        return replay
+    ready = [entry for entry in entries if _recorded(entry, replay)]
+    erased: dict[int, str | None] = {}
+    try:
+        with connectors.connect(system) as connection, connection.begin():
+            tables: dict[str, Table] = {}
+            for entry in ready:
+                _replay_entry(connection, tables, system, entry, replay, erased)
+    except ProblemError as error:
+        logger.warning("replay in system %s rolled back: %s", system_key, error.code)
+        rolled_back = Replay(not_applied=replay.not_applied)
+        rolled_back.refuse(ready, error.detail)
+        return rolled_back
+    for entry in ready:
+        if entry.id in erased:
+            entry.erased_hmac = erased[entry.id]
+    return replay
+
+
+def _recorded(entry: ErasureEntry, replay: Replay) -> bool:
+    """Whether the entry names its table, columns and subject, as replay needs."""
+    if not (entry.table_name and entry.column_names):
+        replay.refuse([entry], "the entry does not name its table and columns")
+        return False
+    if not (entry.subject_column and entry.subject_hmac):
+        replay.refuse(
+            [entry],
+            "the entry holds no HMAC of the row's subject key (written before "
+            "revision 0019, or the row was gone); check the row by hand",
+        )
+        return False
+    return True
+
+
+def _replay_entry(
+    connection: Connection,
+    tables: dict[str, Table],
+    system: System,
+    entry: ErasureEntry,
+    replay: Replay,
+    erased: dict[int, str | None],
+) -> None:
+    """Apply one entry again if its row still belongs to the subject it erased."""
+    try:
+        state = _row_state(connection, tables, system, entry)
+        if state == "erase":
+            erased[entry.id] = _apply_entry(connection, tables, system, entry)
+    except ConnectorFailed as error:
+        replay.refuse([entry], error.detail)
+        return
+    if state == "erase":
+        replay.replayed += 1
+    elif state == "other_subject":
+        replay.other_subject += 1
+    else:
+        replay.already_erased += 1
+
+
+def _row_state(
+    connection: Connection,
+    tables: dict[str, Table],
+    system: System,
+    entry: ErasureEntry,
+) -> str:
+    """`erase`, `already_erased` (gone, or holding what the erasure left) or
+    `other_subject` (the row key now names someone else's row)."""
+    name = entry.table_name or ""
+    if name not in tables:
+        tables[name] = _table(connection, system, name)
+    subject_column = entry.subject_column or ""
+    columns = [] if entry.outcome == "deleted_row" else list(entry.column_names or [])
+    names = list(dict.fromkeys([subject_column, *columns]))
+    found = _read(connection, tables[name], system, entry.row_key, names)
+    if found is None:
+        return "already_erased"
+    if columns and entry.erased_hmac == _values_hmac({c: found[c] for c in columns}):
+        return "already_erased"
+    if row_hmac(subject_column, found[subject_column]) != entry.subject_hmac:
+        return "other_subject"
+    return "erase"

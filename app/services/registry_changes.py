@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from app.errors import Conflict, Unprocessable
 from app.extensions import db
-from app.models import Category, Entity, Field, Purpose, System
+from app.models import Category, Entity, ErasureEntry, Field, Purpose, System
 from app.models.registry import AGREEMENT_TERMS as TERMS
 from app.models.types import utcnow
 from app.services import audit, registry, usage
@@ -111,6 +111,9 @@ def replace_system(key: str, data: dict[str, Any], actor_id: int | None) -> Syst
     system = registry.get_system(key)
     entities = _entities(data)
     dropped = [e.key for e in system.entities if e.key not in entities and e.fields]
+    refuse_if_ledgered(
+        [f"{key}.{e.key}" for e in system.entities if e.key not in entities]
+    )
     if dropped:
         raise Conflict(
             f"The entities {', '.join(dropped)} of '{key}' still have fields; "
@@ -150,10 +153,35 @@ def delete_system(key: str, actor_id: int | None) -> None:
     system = registry.get_system(key)
     ids = [f.field_id for entity in system.entities for f in entity.fields]
     usage.refuse_if_bound(ids)
+    refuse_if_ledgered([key])
     _refuse_if_recipient(system)
     _audit_system("registry.system_deleted", system, actor_id)
     db.session.delete(system)
     db.session.flush()
+
+
+def refuse_if_ledgered(names: list[str]) -> None:
+    """409 when the erasure ledger names a system, entity or field about to go.
+
+    Names are `system`, `system.entity` or a field id. The ledger's entries must
+    stay explainable by the catalogue that made them (Art 5(2) accountability).
+    """
+    systems = {name.split(".")[0] for name in names}
+    if not systems:
+        return
+    query = select(
+        ErasureEntry.system_key, ErasureEntry.entity_key, ErasureEntry.field_ids
+    ).where(ErasureEntry.system_key.in_(systems))
+    ledgered: set[str] = set()
+    for system_key, entity_key, field_ids in db.session.execute(query):
+        ledgered |= {system_key, f"{system_key}.{entity_key}", *field_ids}
+    named = sorted(set(names) & ledgered)
+    if named:
+        raise Conflict(
+            f"The erasure ledger refers to {', '.join(named)}; a replay after a "
+            "restore needs it, so it stays.",
+            code="in-erasure-ledger",
+        )
 
 
 def _refuse_if_recipient(system: System) -> None:
@@ -236,6 +264,7 @@ def delete_field(field_id: str, actor_id: int | None) -> None:
     """Remove a field no deployed form binds."""
     row = registry.get_field(field_id)
     usage.refuse_if_bound([field_id])
+    refuse_if_ledgered([field_id])
     _audit_field("registry.field_deleted", row, actor_id)
     db.session.delete(row)
     db.session.flush()
@@ -263,6 +292,29 @@ def create_purpose(data: dict[str, Any], actor_id: int | None) -> Purpose:
     db.session.flush()
     audit.record("registry.purpose_created", actor_id=actor_id, purpose=key)
     return purpose
+
+
+PURPOSE_ATTRIBUTES = ("name", "description", "legal_basis", "legitimate_interest")
+
+
+def replace_purpose(key: str, data: dict[str, Any], actor_id: int | None) -> Purpose:
+    """Replace what the registry records about one of the organisation's purposes."""
+    purpose = registry.get_purpose(key)
+    assign(purpose, {name: data[name] for name in PURPOSE_ATTRIBUTES})
+    db.session.flush()
+    audit.record("registry.purpose_updated", actor_id=actor_id, purpose=key)
+    logger.info("registry.purpose_updated %s", key)
+    return purpose
+
+
+def delete_purpose(key: str, actor_id: int | None) -> None:
+    """Remove a purpose that no field names and no deployed task declares."""
+    purpose = registry.get_purpose(key)
+    usage.refuse_if_used("purpose", key, usage.purpose_users(key))
+    audit.record("registry.purpose_deleted", actor_id=actor_id, purpose=key)
+    logger.info("registry.purpose_deleted %s", key)
+    db.session.delete(purpose)
+    db.session.flush()
 
 
 # --- categories -----------------------------------------------------------------------
@@ -294,3 +346,29 @@ def create_category(data: dict[str, Any], actor_id: int | None) -> Category:
     audit.record("registry.category_created", actor_id=actor_id, category=key)
     logger.info("registry.category_created %s", key)
     return category
+
+
+def replace_category(key: str, data: dict[str, Any], actor_id: int | None) -> Category:
+    """Replace an organisation category, keeping the fields under it lawful."""
+    category = registry.get_category(key)
+    known = registry.Known.from_database()
+    errors = registry.check_category(key, data, known) or registry.category_problems(
+        key, data
+    )
+    if errors:
+        raise Unprocessable(errors[0]["message"], errors=errors)
+    assign(category, {name: data.get(name) for name in CATEGORY_ATTRIBUTES})
+    db.session.flush()
+    audit.record("registry.category_updated", actor_id=actor_id, category=key)
+    logger.info("registry.category_updated %s", key)
+    return category
+
+
+def delete_category(key: str, actor_id: int | None) -> None:
+    """Remove a category that no field, sub-category, form or task relies on."""
+    category = registry.get_category(key)
+    usage.refuse_if_used("category", key, usage.category_users(key))
+    audit.record("registry.category_deleted", actor_id=actor_id, category=key)
+    logger.info("registry.category_deleted %s", key)
+    db.session.delete(category)
+    db.session.flush()

@@ -87,6 +87,19 @@ def check_ground(ground: str | None, where: str) -> str:
     )
 
 
+def check_lift_at(lift_at: Any, where: str) -> None:
+    """Refuse (422) a lift date not in the future: such a restriction never holds."""
+    if lift_at is None:
+        return
+    if isinstance(lift_at, datetime) and lift_at.tzinfo and lift_at > clock.now():
+        return
+    raise Unprocessable(
+        "A restriction's lift date must be in the future; nothing was restricted.",
+        code="restriction-lift-at",
+        errors=[{"field": where, "message": "Not a future date and time."}],
+    )
+
+
 def restrict(
     system_key: str,
     entity_key: str,
@@ -97,6 +110,7 @@ def restrict(
     actor_id: int | None,
 ) -> Restriction:
     """Restrict one field of a row (every field when None); the caller commits."""
+    check_lift_at(lift_at, "lift_at")
     restriction = Restriction(
         system_key=system_key,
         entity_key=entity_key,
@@ -169,6 +183,7 @@ def restrict_subject(
     actor_id: int | None,
 ) -> list[dict[str, Any]]:
     """Restrict the fields named (all when None) in each of the subject's rows."""
+    check_lift_at(lift_at, "lift_at")
     wanted = _subject_fields(subject, field_ids)
     made = []
     for match in subject.matches:

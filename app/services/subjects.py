@@ -18,6 +18,7 @@ from app.errors import NotFound
 from app.models import Field, System
 from app.models.registry import ART9_CONDITIONS, LEGAL_BASES
 from app.services import audit, connectors, registry, taxonomy
+from app.services.breaches import FORMULA_STARTS
 
 SCHEMA_DRAFT = "https://json-schema.org/draft/2020-12/schema"
 JSON_TYPES = {bool: "boolean", int: "integer", float: "number", Decimal: "number"}
@@ -139,8 +140,11 @@ def _csv(rows: list[dict[str, Any]]) -> str:
 
 
 def _csv_value(value: Any) -> Any:
+    """A cell as text; one a spreadsheet would run as a formula gets a quote first."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
     return "" if value is None else plain(value)
 
 

@@ -9,12 +9,14 @@ import zipfile
 from io import BytesIO
 
 import pytest
-from sqlalchemy import create_engine, select, text, update
+import yaml
+from sqlalchemy import create_engine, event, select, text, update
+from sqlalchemy.orm import Session
 
 from app.extensions import db
-from app.models import AuditEvent, ErasureEntry, Field
+from app.models import AuditEvent, ErasureEntry, Field, Restriction
 from app.registry import sample_data
-from app.services import connectors, restrictions
+from app.services import catalogue, connectors, registry_changes, restrictions
 from tests.conftest import query
 
 API = "/api/v1/registry/subjects"
@@ -114,14 +116,62 @@ def test_only_the_dpo_lifts_a_restriction(officer, dpo, systems):
     assert row["employees"][0]["hr.employees.bsn"] == SHARED["bsn"]
 
 
-def test_a_restriction_past_its_lift_date_no_longer_holds(officer, systems):
+def test_a_restriction_past_its_lift_date_no_longer_holds(
+    officer, systems, frozen_clock
+):
     body = {**IDENTITIES, "fields": ["hr.employees.bsn"], "ground": "art_18_1_a"}
-    body["lift_at"] = "2020-01-01T00:00:00+00:00"
+    body["lift_at"] = "2026-03-03T09:00:00+00:00"
+    assert officer.post(f"{API}/restrict", json=body).status_code == 200
+    held = officer.post(f"{API}/export", json=IDENTITIES).get_json()["data"]["hr"]
 
-    officer.post(f"{API}/restrict", json=body)
+    frozen_clock.advance(days=2)
 
     row = officer.post(f"{API}/export", json=IDENTITIES).get_json()["data"]["hr"]
+    assert "hr.employees.bsn" not in held["employees"][0]
     assert row["employees"][0]["hr.employees.bsn"] == SHARED["bsn"]
+
+
+@pytest.mark.parametrize(
+    "lift_at", ["2026-03-01T09:00:00+00:00", "2026-03-02T09:00:00+00:00"]
+)
+def test_a_restriction_whose_lift_date_is_not_in_the_future_is_refused(
+    app, officer, systems, frozen_clock, lift_at
+):
+    body = {**IDENTITIES, "fields": ["hr.employees.bsn"], "ground": "art_18_1_a"}
+
+    reply = officer.post(f"{API}/restrict", json={**body, "lift_at": lift_at})
+
+    assert reply.status_code == 422
+    problem = reply.get_json()
+    assert problem["code"] == "restriction-lift-at"
+    assert [e["field"] for e in problem["errors"]] == ["lift_at"]
+    with app.app_context():
+        assert db.session.scalars(select(Restriction)).all() == []
+
+
+def test_an_erasure_plan_restricting_until_a_past_date_is_refused(
+    app, dpo, systems, frozen_clock
+):
+    before = employee(systems)
+    step = {"outcome": "restrict", "ground": "art_17_3_b"}
+    step["lift_at"] = "2026-02-01T00:00:00+00:00"
+
+    reply = erase(
+        dpo,
+        {
+            "hr.employees.name": {"outcome": "anonymise"},
+            "hr.employees.medical_note": step,
+        },
+    )
+
+    assert reply.status_code == 422
+    assert [e["field"] for e in reply.get_json()["errors"]] == [
+        "plan.hr.employees.medical_note.lift_at"
+    ]
+    assert employee(systems) == before
+    with app.app_context():
+        assert db.session.scalars(select(Restriction)).all() == []
+        assert db.session.scalars(select(ErasureEntry)).all() == []
 
 
 @pytest.mark.parametrize(
@@ -316,9 +366,183 @@ def test_replay_after_restoring_a_backup_erases_the_values_again(app, dpo, syste
     assert first.exit_code == 0, first.output
     assert again.exit_code == 0, again.output
     assert "crm: 1 ledger entries replayed" in first.output
+    assert "hr: 1 ledger entries replayed" in first.output
+    assert "hr: 0 ledger entries replayed, 1 already erased" in again.output
     assert employee(systems)["name"] != SHARED["name"]
     assert employee(systems)["bsn"] == SHARED["bsn"]
     assert customers(systems) == []
+
+
+CRM_ROW = {
+    "crm.customers.email": {"outcome": "delete"},
+    "crm.customers.phone": {"outcome": "delete"},
+    "crm.customers.address": {"outcome": "delete"},
+}
+
+
+def backup_of(systems):
+    backup = systems.with_name("backup.sqlite3")
+    shutil.copy(systems, backup)
+    return backup
+
+
+def restore(backup, systems) -> None:
+    connectors.dispose_engines()
+    shutil.copy(backup, systems)
+
+
+def replay(app) -> str:
+    result = app.test_cli_runner().invoke(args=["registry", "replay-erasures"])
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def execute(path, sql: str, **params) -> None:
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.begin() as connection:
+        connection.execute(text(sql), params)
+    engine.dispose()
+
+
+def test_replay_leaves_a_new_row_that_reuses_an_erased_id_alone(app, dpo, systems):
+    backup = backup_of(systems)
+    [customer] = customers(systems)
+    assert erase(dpo, CRM_ROW).status_code == 200
+    execute(
+        systems,
+        "INSERT INTO crm_customers (id, email, phone, address) "
+        "VALUES (:id, 'newcomer@example.org', '0200000000', 'Elsewhere 1')",
+        id=customer["id"],
+    )
+
+    kept = replay(app)
+
+    sql = "SELECT email FROM crm_customers WHERE id = :id"
+    assert query(systems, sql, id=customer["id"]) == [{"email": "newcomer@example.org"}]
+    assert "crm: 0 ledger entries replayed, 0 already erased or gone, 1 left" in kept
+
+    restore(backup, systems)
+    first, again = replay(app), replay(app)
+
+    assert customers(systems) == []
+    assert "crm: 1 ledger entries replayed" in first
+    assert "crm: 0 ledger entries replayed, 1 already erased or gone" in again
+
+
+def test_a_field_entity_or_system_the_ledger_names_is_not_deleted(app, dpo, systems):
+    erase(dpo, {"hr.employees.leave_balance": {"outcome": "anonymise"}})
+    registry = "/api/v1/registry"
+
+    document = yaml.safe_load(catalogue.DEMO.read_text())
+    del document["systems"]["hr"]["entities"]["employees"]["fields"]["leave_balance"]
+
+    field = dpo.delete(f"{registry}/fields/hr.employees.leave_balance")
+    system = dpo.delete(f"{registry}/systems/hr")
+    replaced = dpo.post(
+        f"{registry}/catalogue?replace=true",
+        data=yaml.safe_dump(document),
+        headers={"Content-Type": "application/yaml"},
+    )
+
+    for reply, named in (
+        (field, "hr.employees.leave_balance"),
+        (system, "hr"),
+        (replaced, "hr.employees.leave_balance"),
+    ):
+        assert reply.status_code == 409
+        assert reply.get_json()["code"] == "in-erasure-ledger"
+        assert named in reply.get_json()["detail"]
+    assert dpo.get(f"{registry}/fields/hr.employees.leave_balance").status_code == 200
+    assert dpo.get(f"{registry}/systems/hr").status_code == 200
+
+
+def test_replay_acts_on_the_column_the_ledger_names_after_a_catalogue_edit(
+    app, dpo, systems
+):
+    backup = backup_of(systems)
+    erase(dpo, {"hr.employees.name": {"outcome": "anonymise"}})
+    url = "/api/v1/registry/fields/hr.employees.name"
+    mapped = dpo.get(url).get_json()
+    body = {
+        **{key: mapped[key] for key in registry_changes.FIELD_ATTRIBUTES},
+        "column": "full_name",
+    }
+    assert dpo.put(url, json=body).status_code == 200
+    restore(backup, systems)
+
+    output = replay(app)
+
+    assert "hr: 1 ledger entries replayed" in output
+    assert employee(systems)["name"] != SHARED["name"]
+
+
+def test_replay_reports_entries_it_cannot_apply_and_goes_on(app, dpo, systems):
+    backup = backup_of(systems)
+    erase(dpo, {"hr.employees.name": {"outcome": "anonymise"}, **CRM_ROW})
+    restore(backup, systems)
+    execute(systems, "ALTER TABLE hr_employees DROP COLUMN name")
+    with app.app_context():
+        hr_entry = db.session.scalars(
+            select(ErasureEntry.id).where(ErasureEntry.system_key == "hr")
+        ).one()
+        db.session.add(
+            ErasureEntry(
+                identity_kinds=["email"],
+                identity_hmac="0" * 64,
+                system_key="billing",
+                entity_key="invoices",
+                row_key={"id": 1},
+                field_ids=["billing.invoices.amount"],
+                table_name="billing_invoices",
+                column_names=["amount_cents"],
+                outcome="nulled",
+                status="applied",
+            )
+        )
+        db.session.commit()
+    invoice = query(systems, "SELECT amount_cents FROM billing_invoices WHERE id = 1")
+
+    output = replay(app)
+
+    assert f"entry {hr_entry} (hr.employees.name) not applied: The table" in output
+    assert "hr: 0 ledger entries replayed, 0 already erased or gone" in output
+    assert "billing: 0 ledger entries replayed" in output
+    assert "no HMAC of the row's subject key" in output
+    assert "crm: 1 ledger entries replayed" in output
+    assert customers(systems) == []
+    assert query(systems, "SELECT amount_cents FROM billing_invoices WHERE id = 1") == (
+        invoice
+    )
+
+
+def test_an_erasure_whose_last_commit_fails_is_still_in_the_ledger(app, dpo, systems):
+    backup = backup_of(systems)
+
+    def fail_the_last_commit(session):
+        if any(
+            getattr(o, "action", "") == "registry.subject_erased" for o in session.new
+        ):
+            raise RuntimeError("the service database went away")
+
+    event.listen(Session, "before_commit", fail_the_last_commit)
+    try:
+        reply = erase(dpo, {"hr.employees.name": {"outcome": "anonymise"}})
+    finally:
+        event.remove(Session, "before_commit", fail_the_last_commit)
+
+    assert reply.status_code == 500
+    assert employee(systems)["name"] != SHARED["name"]
+    with app.app_context():
+        [entry] = db.session.scalars(select(ErasureEntry)).all()
+        assert (entry.status, entry.field_ids) == ("pending", ["hr.employees.name"])
+    assert events(app, "registry.subject_erased") == []
+    restore(backup, systems)
+    assert employee(systems)["name"] == SHARED["name"]
+
+    output = replay(app)
+
+    assert "hr: 1 ledger entries replayed" in output
+    assert employee(systems)["name"] != SHARED["name"]
 
 
 def test_the_ledger_keeps_an_hmac_of_the_identity_not_the_identity(app, dpo, systems):

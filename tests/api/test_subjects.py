@@ -8,11 +8,12 @@ import json
 import zipfile
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, text
 
 from app.extensions import db
 from app.models import AuditEvent, System
 from app.registry import sample_data
+from app.services.breaches import FORMULA_STARTS
 
 API = "/api/v1/registry/subjects"
 EMPLOYEES = sample_data.rows()[sample_data.hr_employees]
@@ -100,6 +101,31 @@ def test_the_csv_export_is_a_zip_of_one_file_per_entity_and_a_manifest(officer, 
     assert rows[0]["hr.employees.bsn"] == SHARED["bsn"]
     manifest = json.loads(archive.read("manifest.json"))
     assert set(manifest["$defs"]["hr.employees"]["properties"]) == set(rows[0])
+
+
+@pytest.mark.parametrize("start", FORMULA_STARTS)
+def test_a_csv_cell_a_spreadsheet_would_run_as_a_formula_is_quoted(
+    officer, systems, start
+):
+    typed = start + 'HYPERLINK("https://attacker.example/","open")'
+    engine = create_engine(f"sqlite:///{systems}")
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE crm_customers SET address = :a WHERE email = :e"),
+            {"a": typed, "e": SHARED["email"]},
+        )
+    engine.dispose()
+    body = {"identities": {"email": SHARED["email"]}}
+
+    zipped = officer.post(f"{API}/export", json={**body, "format": "csv"})
+    exported = officer.post(f"{API}/export", json=body).get_json()
+
+    archive = zipfile.ZipFile(io.BytesIO(zipped.data))
+    text_ = archive.read("crm.customers.csv").decode()
+    [row] = list(csv.DictReader(io.StringIO(text_)))
+    assert row["crm.customers.address"] == "'" + typed
+    assert row["crm.customers.email"] == SHARED["email"]
+    assert exported["data"]["crm"]["customers"][0]["crm.customers.address"] == typed
 
 
 def test_the_access_report_carries_art_15_for_the_bsn(officer, shared):
