@@ -18,6 +18,7 @@ from app.api.schemas import (
     TaskPageSchema,
     TaskSchema,
 )
+from app.database import will_write
 from app.extensions import db
 from app.models import HumanTask
 from app.services import tasks
@@ -50,12 +51,19 @@ class Task(MethodView):
     def get(self, task_id: str) -> Extended:
         """One task with its form, instructions and the data its form declares."""
         task = tasks.get_task(current_user(), task_id)
+        if tasks.binds_registry(task):
+            # A fresh transaction that may write: showing registry values is audited.
+            will_write()
+            db.session.commit()
         form = tasks.form_of(task)
+        shown = tasks.show_form_data(current_user(), task)
+        db.session.commit()
         return Extended(
             task,
             instructions=tasks.instructions_of(task),
             form_schema=form.schema if form else None,
-            data=tasks.form_data(task),
+            data=shown.data,
+            notices=shown.notices,
         )
 
 

@@ -19,7 +19,7 @@ from app.errors import BadRequest, NotFound, Unprocessable
 from app.extensions import db
 from app.models import DefinitionVersion, FormVersion, Instance, ProcessDefinition
 from app.models.instances import COMPLETED
-from app.services import audit, forms, registry
+from app.services import audit, forms, registry, taxonomy
 from app.services.runtime import operators
 
 logger = logging.getLogger(__name__)
@@ -115,18 +115,64 @@ def _resolve(
             )
         else:
             resolved[task.form] = form
-    problems.extend(_purpose_problems(parsed, resolved))
+            problems.extend(_stored_form_problems(task.bpmn_id, task.form, form))
+    unknown = _unknown_purposes(parsed)
+    problems.extend(unknown)
+    skipped = {problem.element_id for problem in unknown}
+    problems.extend(_purpose_problems(parsed, resolved, skipped))
     return resolved, problems
 
 
+def _stored_form_problems(
+    bpmn_id: str, name: str, form: FormVersion | dict[str, Any]
+) -> list[BpmnProblem]:
+    """A form stored before today's binding rules is held to them when reused."""
+    if not isinstance(form, FormVersion):
+        return []
+    return [
+        BpmnProblem(bpmn_id, error["message"])
+        for error in forms.binding_rule_errors(name, form.schema)
+    ]
+
+
+def _unknown_purposes(parsed: ParsedProcess) -> list[BpmnProblem]:
+    """A task's purpose is a Fides data use or one of the organisation's purposes.
+
+    Checked once the organisation has a catalogue in the registry: before that
+    there is no vocabulary of its own to hold the purposes to.
+    """
+    known = registry.Known.from_database()
+    if not (known.purposes or known.systems or known.categories):
+        return []
+    keys = known.purpose_keys()
+    return [
+        BpmnProblem(task.bpmn_id, _unknown_purpose(task.bpmn_id, task.purpose, keys))
+        for task in parsed.user_tasks
+        if task.purpose is not None and task.purpose not in keys
+    ]
+
+
+def _unknown_purpose(bpmn_id: str, purpose: str, keys: list[str]) -> str:
+    message = (
+        f"The task '{bpmn_id}' names the purpose '{purpose}', which is neither a "
+        "Fides data use nor a purpose of the organisation in the registry."
+    )
+    close = taxonomy.nearest(purpose, keys)
+    if close:
+        message += " Did you mean: " + ", ".join(close) + "?"
+    return message
+
+
 def _purpose_problems(
-    parsed: ParsedProcess, resolved: dict[str, FormVersion | dict[str, Any]]
+    parsed: ParsedProcess,
+    resolved: dict[str, FormVersion | dict[str, Any]],
+    skipped: set[str],
 ) -> list[BpmnProblem]:
     """Each user task's form may bind only registry fields its purpose may use."""
     problems = []
     for task in parsed.user_tasks:
         form = resolved.get(task.form or "")
-        if form is None:
+        if form is None or task.bpmn_id in skipped:
             continue
         schema = form.schema if isinstance(form, FormVersion) else form
         for found in registry.task_problems(
@@ -192,7 +238,7 @@ def deploy(
         number=number,
         content_sha256=checked.content_sha256,
         filename=filename,
-        bpmn_xml=bpmn.decode("utf-8"),
+        bpmn_xml=parsed.xml_text,
         spec_json=parsed.spec_json(),
         forms=form_ids,
         user_tasks=[task_summary(task) for task in parsed.user_tasks],

@@ -40,7 +40,85 @@ def check_form(name: str, schema: Any) -> list[dict[str, Any]]:
         return [
             {"field": f"{name}.type", "message": 'a task form has "type": "object"'}
         ]
-    return registry.form_binding_errors(name, schema)
+    return [
+        *registry.form_binding_errors(name, schema),
+        *binding_rule_errors(name, schema),
+    ]
+
+
+def binding_rule_errors(name: str, schema: dict[str, Any]) -> list[dict[str, str]]:
+    """Where a form binds registry fields in a way a task could not honour."""
+    return [*_nested_binding_errors(name, schema), *_multi_system_errors(name, schema)]
+
+
+def _nested_binding_errors(name: str, schema: dict[str, Any]) -> list[dict[str, str]]:
+    """A task reads and writes only top-level bound properties (`properties.NAME`).
+
+    A binding anywhere else would show and keep instance data as if unbound,
+    outside the registry's purpose and restriction checks.
+    """
+    errors = []
+    for location in _binding_locations(schema, ()):
+        if len(location) == 2 and location[0] == "properties":
+            continue
+        where = ".".join(location) or "the form itself"
+        errors.append(
+            {
+                "field": ".".join([name, *location, registry.BINDING]),
+                "message": f"The form '{name}' binds a registry field at {where}; "
+                "only a top-level property (properties.NAME) can be bound.",
+            }
+        )
+    return errors
+
+
+def _binding_locations(node: Any, location: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """The schema locations of every object that carries a registry binding."""
+    if isinstance(node, list):
+        children = [(str(index), child) for index, child in enumerate(node)]
+    elif isinstance(node, dict):
+        children = [(str(key), child) for key, child in node.items()]
+    else:
+        return []
+    found = [location] if isinstance(node, dict) and registry.BINDING in node else []
+    for key, child in children:
+        found.extend(_binding_locations(child, (*location, key)))
+    return found
+
+
+def _multi_system_errors(name: str, schema: dict[str, Any]) -> list[dict[str, str]]:
+    """A completion writes each system in its own transaction, so one system per form.
+
+    Writing two systems could leave the first written and the second not, with
+    the completion and its audit event rolled back.
+    """
+    systems = sorted(
+        {field_id.split(".", 1)[0] for field_id in _writable_bindings(schema).values()}
+    )
+    if len(systems) < 2:
+        return []
+    return [
+        {
+            "field": f"{name}.properties",
+            "message": f"The form '{name}' lets a task write registry fields of "
+            f"several systems ({', '.join(systems)}); a completion writes one system "
+            "only. Mark the fields of all systems but one readOnly.",
+        }
+    ]
+
+
+def _writable_bindings(schema: dict[str, Any]) -> dict[str, str]:
+    """The top-level properties a submission writes to the registry, to field ids."""
+    properties = schema.get("properties")
+    if not isinstance(properties, dict):
+        return {}
+    return {
+        str(prop): spec[registry.BINDING]
+        for prop, spec in properties.items()
+        if isinstance(spec, dict)
+        and isinstance(spec.get(registry.BINDING), str)
+        and not spec.get("readOnly", False)
+    }
 
 
 def deploy_form(name: str, schema: Any, actor_id: int | None = None) -> FormVersion:

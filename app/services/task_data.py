@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import and_, or_
@@ -55,11 +56,31 @@ def readable(task: HumanTask, field_ids: Collection[str]) -> dict[str, Field]:
 
 # --- reading ------------------------------------------------------------------------
 
+NO_SUBJECT = (
+    f"The task's instance names no data subject under '{SUBJECT}', so its registry "
+    "fields are not shown."
+)
+
+
+@dataclass
+class Shown:
+    """A form's data for a person, and why registry values are left out of it."""
+
+    data: dict[str, Any]
+    notices: list[str] = field(default_factory=list)
+
 
 def form_data(
     task: HumanTask, form: FormVersion | None, data: dict[str, Any]
 ) -> dict[str, Any]:
     """Unbound properties from the instance data, bound ones from the systems."""
+    return shown_data(task, form, data).data
+
+
+def shown_data(
+    task: HumanTask, form: FormVersion | None, data: dict[str, Any]
+) -> Shown:
+    """The form's data; an unusable subject leaves the registry values out, noticed."""
     bound = bound_properties(form)
     shown = {
         name: value
@@ -67,20 +88,30 @@ def form_data(
         if name not in bound
     }
     allowed = readable(task, bound.values())
+    if not allowed:
+        return Shown(shown)
     identities = subject_of(data)
-    if not allowed or identities is None:
-        return shown
-    values = _values(identities, allowed)
+    if identities is None:
+        return Shown(shown, [NO_SUBJECT])
+    try:
+        values = _values(identities, allowed)
+    except Unprocessable as exc:
+        if exc.code != "identity-unknown":
+            raise
+        return Shown(shown, [f"The registry fields are not shown: {exc.detail}"])
     for name, field_id in bound.items():
         if field_id in values:
             shown[name] = values[field_id]
-    return shown
+    return Shown(shown)
 
 
 def field_value(
     task: HumanTask, form: FormVersion | None, data: dict[str, Any], field_id: str
 ) -> Any:
-    """One bound field's value for the task's subject; 403 outside its purpose."""
+    """One bound field's value for the task's subject; 403 outside its purpose.
+
+    409 where the subject's row holds it restricted (Art 18), 404 without a row.
+    """
     if field_id not in bound_properties(form).values() or not readable(
         task, [field_id]
     ):
@@ -90,7 +121,10 @@ def field_value(
         raise NotFound(
             "The task's instance names no data subject.", code="subject-missing"
         )
-    values = _values(identities, registry.find_fields([field_id]))
+    fields = registry.find_fields([field_id])
+    subject = _located(identities, fields)
+    _refuse_restricted(fields, {match.entity.id: match for match in subject.matches})
+    values = _read(subject, fields)
     if field_id not in values:
         raise NotFound(
             f"No row of the subject holds the field '{field_id}'.",
@@ -101,7 +135,10 @@ def field_value(
 
 def _values(identities: dict[str, str], fields: dict[str, Field]) -> dict[str, Any]:
     """Each field's value in the subject's first row of its entity."""
-    subject = _located(identities, fields)
+    return _read(_located(identities, fields), fields)
+
+
+def _read(subject: Any, fields: dict[str, Field]) -> dict[str, Any]:
     # connectors.read leaves out whatever is restricted (Art 18) in these rows.
     copy = connectors.read(subject, list(fields))
     values = {}
@@ -136,8 +173,25 @@ def split_submission(
     forbidden = sorted(set(written) - set(readable(task, written)))
     if forbidden:
         raise _forbidden(task, forbidden, "write")
+    _require_one_system(written)
     rest = {name: value for name, value in submitted.items() if name not in bound}
     return rest, written
+
+
+def _require_one_system(written: dict[str, Any]) -> None:
+    """Each system commits on its own: a second one could fail after the first.
+
+    Forms are refused this at deployment; a form stored before that rule is
+    refused here, before anything is written.
+    """
+    systems = sorted({field_id.split(".", 1)[0] for field_id in written})
+    if len(systems) > 1:
+        raise Conflict(
+            "The task's form writes registry fields of several systems ("
+            + ", ".join(systems)
+            + "); a completion writes one system only, so nothing was changed.",
+            code="form-spans-systems",
+        )
 
 
 def write(

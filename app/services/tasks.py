@@ -298,19 +298,32 @@ def form_data(task: HumanTask) -> dict[str, Any]:
 
 def read_form_data(user: User, task: HumanTask) -> dict[str, Any]:
     """The form's data for a person to see; the registry fields shown are audited."""
-    data = form_data(task)
-    bound = task_data.bound_properties(form_of(task))
-    shown = sorted(field_id for name, field_id in bound.items() if name in data)
-    if shown:
+    return show_form_data(user, task).data
+
+
+def show_form_data(user: User, task: HumanTask) -> task_data.Shown:
+    """The form's data with its notices; the registry fields shown are audited."""
+    if task.status != TASK_READY:
+        return task_data.Shown({})
+    form = form_of(task)
+    shown = task_data.shown_data(task, form, _instance_data(task))
+    bound = task_data.bound_properties(form)
+    ids = sorted(field_id for name, field_id in bound.items() if name in shown.data)
+    if ids:
         audit.record(
             "task.field_read",
             actor_id=user.id,
             instance_id=task.instance_id,
             task_guid=task.task_guid,
             purpose=task.purpose,
-            fields=shown,
+            fields=ids,
         )
-    return data
+    return shown
+
+
+def binds_registry(task: HumanTask) -> bool:
+    """Whether the task's form shows registry fields, so that opening it is audited."""
+    return bool(task_data.bound_properties(form_of(task)))
 
 
 def field_value(user: User, task_guid: str, field_id: str) -> Any:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from app.services import definitions
 from tests.bpmn import (
     chain,
     document,
@@ -216,3 +217,56 @@ def test_an_unknown_content_type_is_a_415(designer):
     reply = designer.post("/api/v1/definitions", json={"bpmn": "x"})
 
     assert _problem(reply, 415)["code"] == "unsupported-media-type"
+
+
+def purposed_task(purpose: str) -> bytes:
+    task = (
+        '<bpmn:userTask id="weigh" name="Weigh the request">'
+        "<bpmn:extensionElements><spiffworkflow:properties>"
+        f'<spiffworkflow:property name="purpose" value="{purpose}" />'
+        "</spiffworkflow:properties></bpmn:extensionElements></bpmn:userTask>"
+    )
+    return document(chain("purposed", task))
+
+
+@pytest.mark.parametrize(
+    ("purpose", "hint"),
+    [
+        ("leave_managment", "Did you mean: leave_management"),
+        ("no_such_purpose", None),
+    ],
+    ids=["typo", "made-up"],
+)
+def test_a_task_purpose_the_registry_does_not_know_is_refused(
+    deploy, designer, demo_catalogue, purpose, hint
+):
+    body = _problem(deploy(purposed_task(purpose)), 422)
+
+    assert body["code"] == "invalid-bpmn"
+    [problem] = body["errors"]
+    assert problem["element_id"] == "weigh"
+    assert f"'{purpose}'" in problem["message"]
+    assert (
+        "neither a Fides data use nor a purpose of the organisation"
+        in (problem["message"])
+    )
+    if hint:
+        assert hint in problem["message"]
+    else:
+        assert "Did you mean" not in problem["message"]
+    assert designer.get("/api/v1/definitions").get_json()["items"] == []
+
+
+@pytest.mark.parametrize("purpose", ["employment", "leave_management"])
+def test_a_fides_use_or_an_organisation_purpose_deploys(
+    deploy, demo_catalogue, purpose
+):
+    assert deploy(purposed_task(purpose)).status_code == 201
+
+
+def test_every_bundled_workflow_deploys_over_the_demo_catalogue(app, demo_catalogue):
+    with app.app_context():
+        deployed = definitions.deploy_directory(ROOT / "workflows", ROOT / "forms")
+
+    names = sorted(d.version.filename for d in deployed)
+    assert names == sorted(p.name for p in (ROOT / "workflows").glob("*.bpmn"))

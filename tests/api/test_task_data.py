@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
 from sqlalchemy import create_engine, select, update
 
 from app.extensions import db
-from app.models import AuditEvent, Instance
+from app.models import AuditEvent, FormVersion, HumanTask, Instance
 from app.registry import sample_data
-from app.services import instances, registry, restrictions
+from app.services import forms, instances, registry, restrictions
 from tests.bpmn import chain, document, service_task, user_task
 
 EMPLOYEE = sample_data.rows()[sample_data.hr_employees][0]
@@ -60,13 +61,32 @@ def manager(make_user):
 
 
 @pytest.fixture
-def leave_task(deploy, start_instance, manager, demo_catalogue, hr_table):
+def leave_process(deploy, demo_catalogue, hr_table):
     forms = {"leave_assessment": json.dumps(LEAVE_FORM).encode()}
     deployed = deploy(LEAVE_BPMN, "leave_assessment.bpmn", forms)
     assert deployed.status_code == 201, deployed.get_json()
-    start_instance("leave_assessment", data={"subject": SUBJECT, "days_requested": 3})
-    [task] = manager.get("/api/v1/tasks").get_json()["items"]
-    return task["id"]
+
+
+@pytest.fixture
+def open_leave(leave_process, start_instance, manager):
+    """Start a leave assessment for the subject given; returns its task's id."""
+
+    def start(subject):
+        data = {"days_requested": 3}
+        if subject is not None:
+            data["subject"] = subject
+        started = start_instance("leave_assessment", data=data)
+        [task] = manager.get(f"/api/v1/tasks?instance_id={started['id']}").get_json()[
+            "items"
+        ]
+        return task["id"]
+
+    return start
+
+
+@pytest.fixture
+def leave_task(open_leave):
+    return open_leave(SUBJECT)
 
 
 def audit_events(app, action: str) -> list[AuditEvent]:
@@ -304,3 +324,228 @@ def test_a_process_restricts_and_erases_through_operators(
     with app.app_context():
         restricted = restrictions.restricted_fields("hr", "employees", {"id": row_id})
     assert restricted == {"hr.employees.name"}
+
+
+# --- opening a task: audited, and open even when its subject cannot be used --------
+
+
+def test_opening_the_task_through_the_api_audits_the_fields_shown_not_their_values(
+    app, manager, leave_task
+):
+    reply = manager.get(f"/api/v1/tasks/{leave_task}")
+
+    assert reply.status_code == 200
+    assert reply.get_json()["notices"] == []
+    [event] = audit_events(app, "task.field_read")
+    assert event.actor_id == manager.user_id
+    assert event.task_guid == leave_task
+    assert event.details["fields"] == [
+        "hr.employees.leave_balance",
+        "hr.employees.name",
+    ]
+    assert event.details["purpose"] == "leave_management"
+    recorded = json.dumps(event.details)
+    for value in (EMPLOYEE["name"], str(EMPLOYEE["leave_balance"])):
+        assert value not in recorded
+
+
+@pytest.mark.parametrize(
+    ("subject", "notice"),
+    [
+        ({"nickname": "Bertie"}, "nickname"),
+        (None, "names no data subject"),
+    ],
+    ids=["unknown-identity", "no-subject"],
+)
+def test_a_task_whose_subject_cannot_be_used_opens_without_registry_values(
+    app, manager, open_leave, subject, notice
+):
+    task_id = open_leave(subject)
+
+    reply = manager.get(f"/api/v1/tasks/{task_id}")
+
+    assert reply.status_code == 200, reply.get_json()
+    body = reply.get_json()
+    assert body["data"] == {"days_requested": 3}
+    [shown] = body["notices"]
+    assert notice in shown
+    assert "Bertie" not in reply.get_data(as_text=True)
+    assert audit_events(app, "task.field_read") == []
+
+
+def test_reading_a_restricted_bound_field_directly_is_a_409(
+    app, dpo, manager, leave_task
+):
+    restricted = dpo.post(
+        "/api/v1/registry/subjects/restrict",
+        json={
+            "identities": SUBJECT,
+            "fields": ["hr.employees.leave_balance"],
+            "ground": "art_18_1_a",
+        },
+    )
+    assert restricted.status_code == 200, restricted.get_json()
+
+    reply = manager.get(f"/api/v1/tasks/{leave_task}/fields/hr.employees.leave_balance")
+
+    assert reply.status_code == 409
+    assert reply.mimetype == "application/problem+json"
+    assert reply.get_json()["code"] == "field-restricted"
+    assert str(EMPLOYEE["leave_balance"]) not in reply.get_data(as_text=True)
+    assert audit_events(app, "task.field_read") == []
+
+
+# --- forms whose bindings a task could not honour -----------------------------------
+
+NESTED_FORM = {
+    "type": "object",
+    "properties": {
+        "employee": {
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "x-registry-field": "hr.employees.name"}
+            },
+        },
+        "decision": {"type": "string"},
+    },
+}
+LISTED_FORM = {
+    "type": "object",
+    "properties": {
+        "staff": {
+            "type": "array",
+            "items": {"type": "string", "x-registry-field": "hr.employees.name"},
+        }
+    },
+}
+PHONE = {"type": "string", "x-registry-field": "crm.customers.phone"}
+TWO_SYSTEMS_FORM = {
+    "type": "object",
+    "properties": {"leave_balance": BALANCE, "phone": PHONE},
+}
+
+
+def forms_and_definitions(caller) -> tuple[list, list]:
+    return (
+        caller.get("/api/v1/forms").get_json()["items"],
+        caller.get("/api/v1/definitions").get_json()["items"],
+    )
+
+
+@pytest.mark.parametrize(
+    ("schema", "field", "words"),
+    [
+        (
+            NESTED_FORM,
+            "leave_assessment.properties.employee.properties.name.x-registry-field",
+            "properties.employee.properties.name",
+        ),
+        (
+            LISTED_FORM,
+            "leave_assessment.properties.staff.items.x-registry-field",
+            "properties.staff.items",
+        ),
+        (TWO_SYSTEMS_FORM, "leave_assessment.properties", "(crm, hr)"),
+    ],
+    ids=["nested-object", "array-items", "two-systems"],
+)
+def test_a_form_whose_bindings_a_task_cannot_honour_is_not_deployed(
+    designer, demo_catalogue, schema, field, words
+):
+    as_form = designer.post(
+        "/api/v1/forms", json={"name": "leave_assessment", "schema": schema}
+    )
+    with_bpmn = designer.post(
+        "/api/v1/definitions",
+        data={
+            "bpmn": (io.BytesIO(LEAVE_BPMN), "leave_assessment.bpmn"),
+            "forms": [
+                (io.BytesIO(json.dumps(schema).encode()), "leave_assessment.json")
+            ],
+        },
+        content_type="multipart/form-data",
+    )
+
+    for reply in (as_form, with_bpmn):
+        assert reply.status_code == 422, reply.get_json()
+        assert reply.mimetype == "application/problem+json"
+        errors = {e["field"]: e["message"] for e in reply.get_json()["errors"]}
+        assert "leave_assessment" in errors[field]
+        assert words in errors[field]
+    assert forms_and_definitions(designer) == ([], [])
+
+
+def leave_may_use_the_crm_phone(app) -> None:
+    with app.app_context():
+        phone = registry.get_field("crm.customers.phone")
+        phone.purposes = [*phone.purposes, "leave_management"]
+        db.session.commit()
+
+
+def test_a_form_writing_one_system_and_showing_another_deploys(
+    app, deploy, demo_catalogue
+):
+    leave_may_use_the_crm_phone(app)
+    schema = {
+        "type": "object",
+        "properties": {"leave_balance": BALANCE, "phone": {**PHONE, "readOnly": True}},
+    }
+
+    reply = deploy(
+        LEAVE_BPMN,
+        "leave_assessment.bpmn",
+        {"leave_assessment": json.dumps(schema).encode()},
+    )
+
+    assert reply.status_code == 201, reply.get_json()
+
+
+def _store_unchecked_form(app, schema) -> None:
+    """A form version as one stored before the binding rules would be."""
+    with app.app_context():
+        db.session.add(
+            FormVersion(
+                name="leave_assessment",
+                content_sha256=forms.content_digest(schema),
+                schema=schema,
+            )
+        )
+        db.session.commit()
+
+
+def test_a_stored_form_with_a_nested_binding_is_refused_for_a_new_process(
+    app, deploy, designer, demo_catalogue
+):
+    _store_unchecked_form(app, NESTED_FORM)
+
+    reply = deploy(LEAVE_BPMN, "leave_assessment.bpmn")
+
+    assert reply.status_code == 422
+    [problem] = reply.get_json()["errors"]
+    assert problem["element_id"] == "assess_leave"
+    assert "leave_assessment" in problem["message"]
+    assert "properties.employee.properties.name" in problem["message"]
+    assert designer.get("/api/v1/definitions").get_json()["items"] == []
+
+
+def test_a_completion_writing_two_systems_is_refused_and_writes_neither(
+    app, manager, leave_task, hr_table
+):
+    leave_may_use_the_crm_phone(app)
+    with app.app_context():
+        task = db.session.get(HumanTask, leave_task)
+        db.session.get(FormVersion, task.form_version_id).schema = TWO_SYSTEMS_FORM
+        db.session.commit()
+    data = {"leave_balance": 5, "phone": "+31 6 0000 0000"}
+
+    reply = manager.post(f"/api/v1/tasks/{leave_task}/complete", json={"data": data})
+
+    assert reply.status_code == 409
+    assert reply.mimetype == "application/problem+json"
+    body = reply.get_json()
+    assert body["code"] == "form-spans-systems"
+    assert "crm, hr" in body["detail"]
+    assert balance(hr_table) == EMPLOYEE["leave_balance"]
+    assert audit_events(app, "task.fields_written") == []
+    assert audit_events(app, "task.completed") == []
+    assert manager.get(f"/api/v1/tasks/{leave_task}").get_json()["status"] == "ready"

@@ -48,6 +48,7 @@ def test_task_detail_carries_form_instructions_and_only_form_fields(
     assert detail["form_schema"]["required"] == ["summary"]
     assert detail["instructions"].startswith("Summarise")
     assert detail["data"] == {"summary": "CCTV"}
+    assert detail["notices"] == []
 
 
 def test_completing_advances_the_instance_to_the_next_lane(first_task, officer, dpo):
