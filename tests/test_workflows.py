@@ -10,7 +10,7 @@ from lxml import etree
 from app.services import definitions
 
 ROOT = Path(__file__).parent.parent
-WORKFLOWS = sorted((ROOT / "workflows").glob("*.bpmn"))
+WORKFLOWS = sorted((ROOT / "workflows").glob("**/*.bpmn"))
 NS = {
     "bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL",
     "bpmndi": "http://www.omg.org/spec/BPMN/20100524/DI",

@@ -20,13 +20,15 @@ from app.api.registry_schemas import (
     FieldListSchema,
     FieldReplySchema,
     FormFieldsSchema,
+    ProcessFieldsArgs,
+    ProcessFieldsSchema,
     PurposeCreateSchema,
     PurposeListSchema,
     PurposeReplySchema,
     SystemBodySchema,
+    SystemCheckedSchema,
     SystemCreateSchema,
     SystemListSchema,
-    SystemReplySchema,
     TaxonomySchema,
     WhereUsedSchema,
 )
@@ -34,7 +36,7 @@ from app.errors import BadRequest
 from app.extensions import db
 from app.models import Category, Field, Purpose, System
 from app.services import catalogue, registry, registry_changes, usage
-from app.services.registry_schemas import FieldSchema
+from app.services.registry_schemas import CategorySchema, FieldSchema, PurposeSchema
 
 PREFIX = "registry"
 blp = Blueprint(
@@ -73,7 +75,7 @@ class Systems(MethodView):
 
     @require_roles(*WRITERS)
     @blp.arguments(SystemCreateSchema)
-    @blp.response(201, SystemReplySchema)
+    @blp.response(201, SystemCheckedSchema)
     def post(self, body: dict[str, Any]) -> System:
         """Add a system with its entities."""
         system = registry_changes.create_system(body, current_user().id)
@@ -84,13 +86,14 @@ class Systems(MethodView):
 @blp.route("/systems/<key>")
 class SystemDetail(MethodView):
     @require_roles(*READERS)
-    @blp.response(200, SystemReplySchema)
+    @blp.response(200, SystemCheckedSchema)
     def get(self, key: str) -> System:
+        """A system with its entities, warned of unindexed subject lookups."""
         return registry.get_system(key)
 
     @require_roles(*WRITERS)
     @blp.arguments(SystemBodySchema)
-    @blp.response(200, SystemReplySchema)
+    @blp.response(200, SystemCheckedSchema)
     def put(self, body: dict[str, Any], key: str) -> System:
         """Replace a system and its list of entities (an entity with fields stays)."""
         system = registry_changes.replace_system(key, body, current_user().id)
@@ -166,6 +169,16 @@ class FormFields(MethodView):
         return usage.form_fields(form_name)
 
 
+@blp.route("/processes/<process_id>/fields")
+class ProcessFields(MethodView):
+    @require_roles(*READERS)
+    @blp.arguments(ProcessFieldsArgs, location="query")
+    @blp.response(200, ProcessFieldsSchema)
+    def get(self, args: dict[str, Any], process_id: str) -> dict[str, Any]:
+        """The registry fields a process version's tasks show and operators reach."""
+        return usage.process_fields(process_id, args.get("version"))
+
+
 @blp.route("/purposes")
 class Purposes(MethodView):
     @require_roles(*READERS)
@@ -183,6 +196,25 @@ class Purposes(MethodView):
         return purpose
 
 
+@blp.route("/purposes/<key>")
+class PurposeDetail(MethodView):
+    @require_roles(*WRITERS)
+    @blp.arguments(PurposeSchema)
+    @blp.response(200, PurposeReplySchema)
+    def put(self, body: dict[str, Any], key: str) -> Purpose:
+        """Replace an organisation purpose; Fides data uses are not ours to change."""
+        purpose = registry_changes.replace_purpose(key, body, current_user().id)
+        db.session.commit()
+        return purpose
+
+    @require_roles(*WRITERS)
+    @blp.response(204)
+    def delete(self, key: str) -> None:
+        """Remove a purpose no field names and no deployed task declares."""
+        registry_changes.delete_purpose(key, current_user().id)
+        db.session.commit()
+
+
 @blp.route("/categories")
 class Categories(MethodView):
     @require_roles(*READERS)
@@ -198,6 +230,25 @@ class Categories(MethodView):
         category = registry_changes.create_category(body, current_user().id)
         db.session.commit()
         return category
+
+
+@blp.route("/categories/<key>")
+class CategoryDetail(MethodView):
+    @require_roles(*WRITERS)
+    @blp.arguments(CategorySchema)
+    @blp.response(200, CategoryReplySchema)
+    def put(self, body: dict[str, Any], key: str) -> Category:
+        """Replace an organisation category; Fides categories are not ours to change."""
+        category = registry_changes.replace_category(key, body, current_user().id)
+        db.session.commit()
+        return category
+
+    @require_roles(*WRITERS)
+    @blp.response(204)
+    def delete(self, key: str) -> None:
+        """Remove a category no field, sub-category, form or task relies on."""
+        registry_changes.delete_category(key, current_user().id)
+        db.session.commit()
 
 
 @blp.route("/taxonomy")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validates_schema
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from app.countries import third_country
 from app.models.registry import ART9_CONDITIONS, LEGAL_BASES
+from app.services import connectors
 from app.services.registry_schemas import (
     CATEGORY_KEY,
     FIELD_ID,
@@ -64,6 +65,10 @@ class FieldListArgs(Schema):
 
 class CatalogueArgs(Schema):
     replace = fields.Boolean(load_default=False)
+
+
+class ProcessFieldsArgs(Schema):
+    version = fields.Integer(validate=validate.Range(min=1))
 
 
 # --- replies ----------------------------------------------------------------------
@@ -123,6 +128,19 @@ class SystemSummarySchema(Schema):
 
 class SystemReplySchema(SystemSummarySchema):
     entities = fields.List(fields.Nested(EntityReplySchema))
+
+
+class SystemCheckedSchema(SystemReplySchema):
+    """One system as it is registered: with what its connected tables lack."""
+
+    warnings = fields.Function(
+        connectors.index_warnings,
+        metadata={
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Subject-key and identifier columns that have no index.",
+        },
+    )
 
 
 class SystemListSchema(Schema):
@@ -286,3 +304,57 @@ class FormFieldsSchema(Schema):
     form = fields.String()
     version_id = fields.Integer()
     items = fields.List(fields.Nested(BoundFieldSchema))
+
+
+class FieldUseSchema(Schema):
+    field_id = fields.String()
+    known = fields.Boolean()
+    name = fields.String()
+    system = fields.String()
+    entity = fields.String()
+    data_category = fields.String()
+    special_category = fields.Boolean()
+    purposes = fields.List(fields.String())
+
+
+class BoundTaskFieldSchema(FieldUseSchema):
+    property = fields.String()
+    purpose_allowed = fields.Boolean()
+
+
+class UserTaskFieldsSchema(Schema):
+    bpmn_id = fields.String()
+    title = fields.String(allow_none=True)
+    lane = fields.String(allow_none=True)
+    role = fields.String(allow_none=True)
+    form = fields.String(allow_none=True)
+    form_version_id = fields.Integer(allow_none=True)
+    purpose = fields.String(allow_none=True)
+    fields_ = fields.List(
+        fields.Nested(BoundTaskFieldSchema), attribute="fields", data_key="fields"
+    )
+
+
+class OperatorUseSchema(Schema):
+    bpmn_id = fields.String()
+    title = fields.String(allow_none=True)
+    operator = fields.String()
+    parameters = fields.List(fields.String())
+    reaches = fields.String(
+        metadata={
+            "description": "every_field, portable_fields, named_fields (the "
+            "parameters spell the field ids out) or chosen_at_run_time"
+        }
+    )
+    fields_ = fields.List(
+        fields.Nested(FieldUseSchema), attribute="fields", data_key="fields"
+    )
+    systems = fields.List(fields.String())
+
+
+class ProcessFieldsSchema(Schema):
+    process_id = fields.String()
+    name = fields.String()
+    definition_version = fields.Integer()
+    user_tasks = fields.List(fields.Nested(UserTaskFieldsSchema))
+    service_tasks = fields.List(fields.Nested(OperatorUseSchema))

@@ -19,7 +19,9 @@ from sqlalchemy import (
     Connection,
     Engine,
     MetaData,
+    PrimaryKeyConstraint,
     Table,
+    UniqueConstraint,
     and_,
     create_engine,
     or_,
@@ -408,3 +410,55 @@ def _python_type(found: Any) -> type | None:
         return found.type.python_type
     except NotImplementedError:
         return None
+
+
+# --- indexes a lookup needs -----------------------------------------------------------
+
+
+def index_warnings(system: System) -> list[str]:
+    """Subject-key and identifier columns without an index, which each lookup scans."""
+    if not system.connection:
+        return []
+    try:
+        with connect(system) as connection:
+            return [
+                warning
+                for entity in system.entities
+                for warning in _unindexed(connection, system, entity)
+            ]
+    except ProblemError as problem:
+        return [f"The indexes of '{system.key}' were not checked: {problem.detail}"]
+
+
+def _unindexed(connection: Connection, system: System, entity: Entity) -> list[str]:
+    table = reflect(connection, system, entity)
+    searched = {subject_column(entity)} | {
+        column_name(row) for row in entity.fields if _identifying(row.data_category)
+    }
+    indexed = _leading_columns(table)
+    warnings = []
+    for name in sorted(searched - indexed):
+        if name not in table.c:
+            warnings.append(
+                f"The table '{table.name}' of '{system.key}' has no column '{name}' "
+                "that the registry maps."
+            )
+            continue
+        logger.warning("system %s: %s.%s has no index", system.key, table.name, name)
+        warnings.append(
+            f"The column '{name}' of table '{table.name}' ({system.key}.{entity.key}) "
+            "has no index, so finding a data subject reads the whole table; "
+            "add an index on it."
+        )
+    return warnings
+
+
+def _leading_columns(table: Table) -> set[str]:
+    """Columns an index, the primary key or a unique constraint starts with."""
+    groups = [list(index.columns) for index in table.indexes]
+    groups += [
+        list(constraint.columns)
+        for constraint in table.constraints
+        if isinstance(constraint, PrimaryKeyConstraint | UniqueConstraint)
+    ]
+    return {group[0].name for group in groups if group}

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import contains_eager
 
-from app.errors import NotFound
+from app.errors import Conflict, NotFound
 from app.extensions import db
 from app.models import Category, Entity, Field, Purpose, System
 from app.models.registry import ART9_CONDITIONS, LEGAL_BASES
@@ -217,6 +217,32 @@ def check_category(
     return []
 
 
+def category_problems(key: str, data: dict[str, Any]) -> list[dict[str, str]]:
+    """What a changed category would break: a parent loop, fields left without Art 9."""
+    parents = {c.key: c.parent for c in list_categories()}
+    parent = data.get("parent")
+    seen = {key}
+    while parent in parents:
+        if parent in seen:
+            return [field_error("parent", f"'{data['parent']}' lies under '{key}'.")]
+        seen.add(parent)
+        parent = parents[parent]
+    if not data.get("special_category"):
+        return []
+    lacking = [
+        row.field_id for row in list_fields(category=key) if not row.art9_condition
+    ]
+    if not lacking:
+        return []
+    return [
+        field_error(
+            "special_category",
+            f"The fields {', '.join(lacking)} have no Art 9(2) condition; give them "
+            "one before the category is marked special.",
+        )
+    ]
+
+
 # --- lookups --------------------------------------------------------------------------
 
 
@@ -300,8 +326,36 @@ def list_purposes() -> list[Purpose]:
     return list(db.session.scalars(select(Purpose).order_by(Purpose.key)))
 
 
+def get_purpose(key: str) -> Purpose:
+    """The organisation's purpose; a Fides data use is 409, since Fides is fixed."""
+    if key in taxonomy.fides().uses:
+        raise _fixed("data use", key)
+    purpose = find_purpose(key)
+    if purpose is None:
+        raise NotFound(f"No purpose '{key}' of the organisation in the registry.")
+    return purpose
+
+
 def list_categories() -> list[Category]:
     return list(db.session.scalars(select(Category).order_by(Category.key)))
+
+
+def get_category(key: str) -> Category:
+    """The organisation's category; a Fides category is 409, since Fides is fixed."""
+    if key in taxonomy.fides().categories:
+        raise _fixed("data category", key)
+    category = db.session.scalar(select(Category).where(Category.key == key))
+    if category is None:
+        raise NotFound(f"No data category '{key}' of the organisation in the registry.")
+    return category
+
+
+def _fixed(kind: str, key: str) -> Conflict:
+    return Conflict(
+        f"'{key}' is a Fides {kind}; Fides entries cannot be changed or deleted, "
+        "only the organisation's own.",
+        code="fides-entry",
+    )
 
 
 def purpose_names(keys: Iterable[str]) -> dict[str, str]:

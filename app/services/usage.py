@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import ast
 from typing import Any
 
 from sqlalchemy import and_, func, select
 
 from app.countries import third_country
+from app.engine.parsing import read_xml
 from app.errors import Conflict, NotFound
 from app.extensions import db
-from app.models import DefinitionVersion, FormVersion, System
+from app.models import DefinitionVersion, Field, FormVersion, ProcessDefinition, System
 from app.services import registry
+from app.services.registry_schemas import FIELD_ID
 
 
 def latest_forms() -> list[FormVersion]:
@@ -76,20 +79,31 @@ def _form_use(form: FormVersion, paths: list[str]) -> dict[str, Any]:
 def _tasks_with_forms() -> list[tuple[DefinitionVersion, dict[str, Any], FormVersion]]:
     """User tasks of each latest process version, with the form version it pinned."""
     versions = latest_definition_versions()
+    forms = _pinned_forms(versions)
+    found = []
+    for version in versions:
+        for task in version.user_tasks:
+            form = _task_form(version, task, forms)
+            if form is not None:
+                found.append((version, task, form))
+    return found
+
+
+def _pinned_forms(versions: list[DefinitionVersion]) -> dict[int, FormVersion]:
+    """The form versions these process versions pinned at deployment, by id."""
     pinned = {i for version in versions for i in version.forms.values()}
-    forms = {
+    return {
         form.id: form
         for form in db.session.scalars(
             select(FormVersion).where(FormVersion.id.in_(pinned))
         )
     }
-    found = []
-    for version in versions:
-        for task in version.user_tasks:
-            form = forms.get(version.forms.get(task.get("form") or "", -1))
-            if form is not None:
-                found.append((version, task, form))
-    return found
+
+
+def _task_form(
+    version: DefinitionVersion, task: dict[str, Any], forms: dict[int, FormVersion]
+) -> FormVersion | None:
+    return forms.get(version.forms.get(task.get("form") or "", -1))
 
 
 def _task_use(version: DefinitionVersion, task: dict[str, Any]) -> dict[str, Any]:
@@ -180,3 +194,199 @@ def form_fields(form_name: str) -> dict[str, Any]:
         for path, value in sorted(bound.items())
     ]
     return {"form": form.name, "version_id": form.id, "items": items}
+
+
+# --- a process: the personal fields its tasks show and its operators reach ------------
+
+NAMESPACES = {
+    "bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL",
+    "spiff": "http://spiffworkflow.org/bpmn/schema/1.0/core",
+}
+# What a registry operator reads or changes when its parameters name no fields.
+OPERATOR_REACH = {
+    "registry.locate": "every_field",
+    "registry.export": "every_field",
+    "registry.access_report": "every_field",
+    "registry.portability": "portable_fields",
+    "registry.restrict": "every_field",
+}
+# The parameter that narrows an operator to named fields.
+FIELD_PARAMETERS = {"registry.restrict": "fields", "registry.erase": "plan"}
+
+
+def process_fields(process_id: str, number: int | None = None) -> dict[str, Any]:
+    """The registry fields one process version's user tasks and operators touch."""
+    version = _definition_version(process_id, number)
+    forms = _pinned_forms([version])
+    return {
+        "process_id": process_id,
+        "name": version.definition.name,
+        "definition_version": version.number,
+        "user_tasks": [
+            _task_fields(task, _task_form(version, task, forms))
+            for task in version.user_tasks
+        ],
+        "service_tasks": _registry_operators(version),
+    }
+
+
+def _definition_version(process_id: str, number: int | None) -> DefinitionVersion:
+    """A deployed version of the process: the one numbered, else the latest."""
+    query = (
+        select(DefinitionVersion)
+        .join(DefinitionVersion.definition)
+        .where(ProcessDefinition.bpmn_process_id == process_id)
+        .order_by(DefinitionVersion.number.desc())
+        .limit(1)
+    )
+    if number is not None:
+        query = query.where(DefinitionVersion.number == number)
+    version = db.session.scalar(query)
+    if version is None:
+        which = f"version {number} of " if number is not None else ""
+        raise NotFound(f"No {which}process '{process_id}' is deployed.")
+    return version
+
+
+def _task_fields(task: dict[str, Any], form: FormVersion | None) -> dict[str, Any]:
+    bound = registry.bindings(form.schema) if form is not None else {}
+    bound = {path: value for path, value in bound.items() if isinstance(value, str)}
+    known = registry.find_fields(bound.values())
+    purpose = task.get("purpose")
+    return {
+        "bpmn_id": task["bpmn_id"],
+        "title": task.get("title"),
+        "lane": task.get("lane"),
+        "role": task.get("role"),
+        "form": task.get("form"),
+        "form_version_id": form.id if form is not None else None,
+        "purpose": purpose,
+        "fields": [
+            {
+                "property": path,
+                **_field_use(field_id, known.get(field_id)),
+                "purpose_allowed": field_id in known
+                and purpose in known[field_id].purposes,
+            }
+            for path, field_id in sorted(bound.items())
+        ],
+    }
+
+
+def _field_use(field_id: str, row: Field | None) -> dict[str, Any]:
+    """A field id as the registry knows it: its system, entity and category."""
+    if row is None:
+        return {"field_id": field_id, "known": False}
+    return {
+        "field_id": field_id,
+        "known": True,
+        "name": row.name,
+        "system": row.entity.system.key,
+        "entity": row.entity.key,
+        "data_category": row.data_category,
+        "special_category": row.special_category,
+        "purposes": list(row.purposes),
+    }
+
+
+def _registry_operators(version: DefinitionVersion) -> list[dict[str, Any]]:
+    """The service tasks of the stored BPMN that call a `registry.*` operator."""
+    root = read_xml(version.bpmn_xml.encode("utf-8"))
+    found = []
+    for task in root.iterfind(".//bpmn:serviceTask", NAMESPACES):
+        operator = task.find(".//spiff:serviceTaskOperator", NAMESPACES)
+        name = operator.get("id", "") if operator is not None else ""
+        if not name.startswith("registry."):
+            continue
+        parameters = {
+            p.get("id", ""): p.get("value", "")
+            for p in operator.iterfind(".//spiff:parameter", NAMESPACES)
+        }
+        found.append(
+            {
+                "bpmn_id": task.get("id"),
+                "title": task.get("name"),
+                **_operator_use(name, parameters),
+            }
+        )
+    return found
+
+
+def _operator_use(operator: str, parameters: dict[str, str]) -> dict[str, Any]:
+    """What an operator reaches, as far as its parameter expressions say."""
+    narrowing = parameters.get(FIELD_PARAMETERS.get(operator, ""))
+    named: list[str] = []
+    reach = OPERATOR_REACH.get(operator, "not_stated")
+    if narrowing is not None:
+        named, literal = _named_field_ids(narrowing)
+        reach = "named_fields" if literal else "chosen_at_run_time"
+    known = registry.find_fields(named)
+    return {
+        "operator": operator,
+        "parameters": sorted(parameters),
+        "reaches": reach,
+        "fields": [_field_use(i, known.get(i)) for i in named],
+        "systems": sorted({row.entity.system.key for row in known.values()}),
+    }
+
+
+def _named_field_ids(expression: str) -> tuple[list[str], bool]:
+    """The field ids an expression spells out, and whether it is wholly literal."""
+    try:
+        nodes = list(ast.walk(ast.parse(expression, mode="eval")))
+    except SyntaxError:
+        return [], False
+    named = {
+        node.value
+        for node in nodes
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and FIELD_ID.regex.match(node.value)
+    }
+    literal = not any(isinstance(node, ast.Name | ast.Call) for node in nodes)
+    return sorted(named), literal
+
+
+# --- vocabulary in use: what stops a purpose or category from being deleted -----------
+
+
+def purpose_users(key: str) -> dict[str, list[str]]:
+    """The fields naming a purpose and the latest processes' tasks that declare it."""
+    tasks = [
+        f"{version.definition.bpmn_process_id}.{task['bpmn_id']}"
+        for version in latest_definition_versions()
+        for task in version.user_tasks
+        if task.get("purpose") == key
+    ]
+    fields = [row.field_id for row in registry.list_fields(purpose=key)]
+    return {"fields": fields, "tasks": sorted(tasks)}
+
+
+def category_users(key: str) -> dict[str, list[str]]:
+    """The fields and categories under a category; the forms and tasks binding it."""
+    fields = [
+        row.field_id
+        for row in registry.list_fields(category=key)
+        if row.data_category == key
+    ]
+    children = [c.key for c in registry.list_categories() if c.parent == key]
+    used = uses_of(fields).values()
+    forms = {form["name"] for use in used for form in use["forms"]}
+    tasks = {f"{t['process_id']}.{t['bpmn_id']}" for use in used for t in use["tasks"]}
+    return {
+        "fields": fields,
+        "categories": children,
+        "forms": sorted(forms),
+        "tasks": sorted(tasks),
+    }
+
+
+def refuse_if_used(kind: str, key: str, users: dict[str, list[str]]) -> None:
+    """409 naming every user of a purpose or category that is to be deleted."""
+    named = [f"{group} {', '.join(keys)}" for group, keys in users.items() if keys]
+    if named:
+        raise Conflict(
+            f"The {kind} '{key}' is in use by " + "; ".join(named) + ".",
+            code=f"{kind}-in-use",
+            used_by={group: keys for group, keys in users.items() if keys},
+        )

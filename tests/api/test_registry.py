@@ -6,7 +6,7 @@ import json
 
 import pytest
 import yaml
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, text
 
 from app.extensions import db
 from app.models import AuditEvent
@@ -612,3 +612,306 @@ def test_the_bundled_review_still_deploys_with_a_registry(deploy, demo_catalogue
     }
 
     assert deploy(review, "two_step_review.bpmn", forms).status_code == 201
+
+
+# --- a process and the personal fields it touches -----------------------------------
+
+
+def _operator(bpmn_id: str, operator: str, following: str, **parameters: str) -> str:
+    """A service task calling an operator, then the flow to the element following."""
+    listed = "".join(
+        f'<spiffworkflow:parameter id="{name}" type="any" value="{value}" />'
+        for name, value in parameters.items()
+    )
+    return (
+        f'<bpmn:serviceTask id="{bpmn_id}" name="{bpmn_id}"><bpmn:extensionElements>'
+        f'<spiffworkflow:serviceTaskOperator id="{operator}" resultVariable="done">'
+        f"<spiffworkflow:parameters>{listed}</spiffworkflow:parameters>"
+        "</spiffworkflow:serviceTaskOperator></bpmn:extensionElements>"
+        f"<bpmn:incoming>to_{bpmn_id}</bpmn:incoming>"
+        f"<bpmn:outgoing>to_{following}</bpmn:outgoing></bpmn:serviceTask>"
+        f'<bpmn:sequenceFlow id="to_{following}" sourceRef="{bpmn_id}" '
+        f'targetRef="{following}" />'
+    )
+
+
+QUOTE = "&quot;"
+# The leave assessment followed by a restriction of named fields, an export of
+# everything, an erasure whose plan is a variable, and an operator of no registry.
+OPERATORS = (
+    '<bpmn:sequenceFlow id="to_restrict" sourceRef="assess_leave" '
+    'targetRef="restrict" />'
+    + _operator(
+        "restrict",
+        "registry.restrict",
+        "export",
+        identities="subject",
+        ground=f"{QUOTE}art_18_1_a{QUOTE}",
+        fields=f"[{QUOTE}hr.employees.leave_balance{QUOTE}]",
+    )
+    + _operator("export", "registry.export", "erase", identities="subject")
+    + _operator(
+        "erase", "registry.erase", "deadline", identities="subject", plan="plan"
+    )
+    + _operator("deadline", "deadlines.met", "end", name=f"{QUOTE}reply{QUOTE}")
+)
+LEAVE_THEN_OPERATORS = (
+    LEAVE_BPMN.decode()
+    .replace(
+        "<bpmn:outgoing>f2</bpmn:outgoing>",
+        "<bpmn:outgoing>to_restrict</bpmn:outgoing>",
+    )
+    .replace(
+        "<bpmn:incoming>f2</bpmn:incoming>", "<bpmn:incoming>to_end</bpmn:incoming>"
+    )
+    .replace(
+        '<bpmn:sequenceFlow id="f2" sourceRef="assess_leave" targetRef="end" />',
+        OPERATORS,
+    )
+).encode()
+
+
+def test_a_process_lists_the_fields_its_tasks_show_and_its_operators_reach(
+    deploy, officer, demo_catalogue
+):
+    form = bound_form("hr.employees.name", "hr.employees.leave_balance")
+    deployed = deploy(LEAVE_THEN_OPERATORS, "leave.bpmn", {"leave_assessment": form})
+    assert deployed.status_code == 201, deployed.get_json()
+
+    body = officer.get(f"{API}/processes/leave_assessment/fields").get_json()
+
+    assert body["definition_version"] == 1
+    [task] = body["user_tasks"]
+    assert (task["bpmn_id"], task["form"], task["purpose"]) == (
+        "assess_leave",
+        "leave_assessment",
+        "leave_management",
+    )
+    assert [
+        (f["property"], f["field_id"], f["system"], f["purpose_allowed"])
+        for f in task["fields"]
+    ] == [
+        ("leave_balance", "hr.employees.leave_balance", "hr", True),
+        ("name", "hr.employees.name", "hr", True),
+    ]
+    assert task["fields"][0]["data_category"] == "user.job_title"
+    reached = {t["bpmn_id"]: t for t in body["service_tasks"]}
+    assert set(reached) == {"restrict", "export", "erase"}
+    assert reached["restrict"]["reaches"] == "named_fields"
+    assert [f["field_id"] for f in reached["restrict"]["fields"]] == [
+        "hr.employees.leave_balance"
+    ]
+    assert reached["restrict"]["systems"] == ["hr"]
+    assert reached["export"]["reaches"] == "every_field"
+    assert reached["erase"]["reaches"] == "chosen_at_run_time"
+    assert reached["erase"]["parameters"] == ["identities", "plan"]
+
+
+def test_a_process_version_is_chosen_and_an_unknown_one_is_404(
+    deploy, designer, demo_catalogue
+):
+    deploy(
+        LEAVE_BPMN, "leave.bpmn", {"leave_assessment": bound_form("hr.employees.name")}
+    )
+    both = bound_form("hr.employees.name", "hr.employees.leave_balance")
+    assert (
+        deploy(LEAVE_BPMN, "leave.bpmn", {"leave_assessment": both}).status_code == 201
+    )
+
+    latest = designer.get(f"{API}/processes/leave_assessment/fields").get_json()
+    first = designer.get(f"{API}/processes/leave_assessment/fields?version=1")
+    missing = designer.get(f"{API}/processes/leave_assessment/fields?version=3")
+    unknown = designer.get(f"{API}/processes/no_such_process/fields")
+
+    assert latest["definition_version"] == 2
+    assert len(latest["user_tasks"][0]["fields"]) == 2
+    assert first.get_json()["definition_version"] == 1
+    assert [f["field_id"] for f in first.get_json()["user_tasks"][0]["fields"]] == [
+        "hr.employees.name"
+    ]
+    assert latest["service_tasks"] == []
+    for reply in (missing, unknown):
+        assert reply.status_code == 404
+        assert reply.get_json()["code"] == "not-found"
+    assert "version 3" in missing.get_json()["detail"]
+
+
+# --- changing and removing the organisation's purposes and categories ---------------
+
+
+def _events(app, action):
+    with app.app_context():
+        query = select(AuditEvent).where(AuditEvent.action == action)
+        return [event.details for event in db.session.scalars(query)]
+
+
+def test_an_organisation_purpose_is_replaced_then_deleted_and_both_are_audited(
+    dpo, app
+):
+    dpo.post(f"{API}/purposes", json={"key": "audits", "name": "Audits"})
+    body = {"name": "Internal audits", "legal_basis": "legitimate_interests"}
+
+    replaced = dpo.put(f"{API}/purposes/audits", json=body)
+    deleted = dpo.delete(f"{API}/purposes/audits")
+
+    assert replaced.status_code == 200, replaced.get_json()
+    assert replaced.get_json()["name"] == "Internal audits"
+    assert replaced.get_json()["legal_basis"] == "legitimate_interests"
+    assert deleted.status_code == 204
+    assert dpo.get(f"{API}/purposes").get_json()["items"] == []
+    assert _events(app, "registry.purpose_updated") == [{"purpose": "audits"}]
+    assert _events(app, "registry.purpose_deleted") == [{"purpose": "audits"}]
+    assert dpo.delete(f"{API}/purposes/audits").status_code == 404
+
+
+def test_a_purpose_fields_and_tasks_use_is_not_deleted_and_they_are_named(
+    deploy, dpo, demo_catalogue, app
+):
+    form = bound_form("hr.employees.name", "hr.employees.leave_balance")
+    deploy(LEAVE_BPMN, "leave_assessment.bpmn", {"leave_assessment": form})
+
+    reply = dpo.delete(f"{API}/purposes/leave_management")
+
+    assert reply.status_code == 409
+    problem = reply.get_json()
+    assert problem["code"] == "purpose-in-use"
+    assert problem["used_by"]["tasks"] == ["leave_assessment.assess_leave"]
+    assert "hr.employees.leave_balance" in problem["used_by"]["fields"]
+    assert "hr.employees.leave_balance" in problem["detail"]
+    keys = [p["key"] for p in dpo.get(f"{API}/purposes").get_json()["items"]]
+    assert "leave_management" in keys
+    assert _events(app, "registry.purpose_deleted") == []
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body"),
+    [
+        ("put", f"{API}/purposes/marketing", {"name": "Ours"}),
+        ("delete", f"{API}/purposes/marketing", None),
+        ("put", f"{API}/categories/user.name", {"name": "Ours"}),
+        ("delete", f"{API}/categories/user.name", None),
+    ],
+)
+def test_a_fides_entry_is_neither_changed_nor_deleted(dpo, method, url, body):
+    kwargs = {"json": body} if body else {}
+
+    reply = getattr(dpo, method)(url, **kwargs)
+
+    assert reply.status_code == 409
+    assert reply.get_json()["code"] == "fides-entry"
+    assert "Fides" in reply.get_json()["detail"]
+
+
+BADGE = {"key": "user.badge", "name": "Badge"}
+BADGE_FIELD = {
+    **PHONE,
+    "id": "crm.customers.badge",
+    "name": "Badge number",
+    "data_category": "user.badge",
+}
+
+
+def test_a_category_a_field_uses_is_not_deleted_and_the_field_is_named(
+    dpo, demo_catalogue
+):
+    dpo.post(f"{API}/categories", json=BADGE)
+    assert dpo.post(f"{API}/fields", json=BADGE_FIELD).status_code == 201
+
+    reply = dpo.delete(f"{API}/categories/user.badge")
+
+    assert reply.status_code == 409
+    assert reply.get_json()["code"] == "category-in-use"
+    assert reply.get_json()["used_by"] == {"fields": ["crm.customers.badge"]}
+    assert dpo.delete(f"{API}/fields/crm.customers.badge").status_code == 204
+    assert dpo.delete(f"{API}/categories/user.badge").status_code == 204
+    assert dpo.get(f"{API}/categories").get_json()["items"] == []
+
+
+def test_a_category_is_not_made_special_over_fields_without_an_art9_condition(
+    dpo, demo_catalogue
+):
+    dpo.post(f"{API}/categories", json=BADGE)
+    dpo.post(f"{API}/fields", json=BADGE_FIELD)
+    special = {"name": "Badge", "special_category": True}
+
+    refused = dpo.put(f"{API}/categories/user.badge", json=special)
+    renamed = dpo.put(f"{API}/categories/user.badge", json={"name": "Staff badge"})
+
+    assert refused.status_code == 422
+    [error] = refused.get_json()["errors"]
+    assert error["field"] == "special_category"
+    assert "crm.customers.badge" in error["message"]
+    assert renamed.status_code == 200
+    [stored] = dpo.get(f"{API}/categories").get_json()["items"]
+    assert (stored["name"], stored["special_category"]) == ("Staff badge", False)
+
+
+def test_a_category_is_not_put_under_its_own_sub_category(dpo, app):
+    dpo.post(f"{API}/categories", json=BADGE)
+    dpo.post(
+        f"{API}/categories",
+        json={"key": "user.badge.colour", "name": "Colour", "parent": "user.badge"},
+    )
+
+    reply = dpo.put(
+        f"{API}/categories/user.badge",
+        json={"name": "Badge", "parent": "user.badge.colour"},
+    )
+    deleted = dpo.delete(f"{API}/categories/user.badge")
+
+    assert reply.status_code == 422
+    assert reply.get_json()["errors"][0]["field"] == "parent"
+    assert deleted.status_code == 409
+    assert deleted.get_json()["used_by"] == {"categories": ["user.badge.colour"]}
+    assert _events(app, "registry.category_updated") == []
+
+
+# --- the indexes a subject lookup needs ---------------------------------------------
+
+
+def test_a_system_is_warned_of_lookup_columns_without_an_index(dpo, systems):
+    assert dpo.get(f"{API}/systems/hr").get_json()["warnings"] == []
+    assert dpo.get(f"{API}/systems/crm").get_json()["warnings"] == []
+
+    engine = create_engine(f"sqlite:///{systems}")
+    with engine.begin() as connection:
+        connection.execute(text("DROP INDEX ix_hr_employees_bsn"))
+        connection.execute(text("DROP INDEX ix_hr_employees_email"))
+    engine.dispose()
+    hr = dpo.get(f"{API}/systems/hr").get_json()
+
+    assert [w.split("'")[1] for w in hr["warnings"]] == ["bsn", "email"]
+    assert "hr_employees" in hr["warnings"][0]
+
+    engine = create_engine(f"sqlite:///{systems}")
+    with engine.begin() as connection:
+        connection.execute(text("CREATE INDEX hr_employees_bsn ON hr_employees (bsn)"))
+    engine.dispose()
+    body = {k: v for k, v in hr.items() if k in {*SYSTEM, "connection"} - {"key"}}
+    body["entities"] = [
+        {k: e[k] for k in ("key", "name", "subject_category", "subject_key", "table")}
+        for e in hr["entities"]
+    ]
+    replaced = dpo.put(f"{API}/systems/hr", json=body)
+
+    assert replaced.status_code == 200, replaced.get_json()
+    assert [w.split("'")[1] for w in replaced.get_json()["warnings"]] == ["email"]
+
+
+def test_a_system_without_a_connection_has_no_warnings(dpo):
+    assert dpo.post(f"{API}/systems", json=SYSTEM).get_json()["warnings"] == []
+
+
+def test_the_openapi_document_describes_the_new_registry_routes(client):
+    spec = client.get("/api/openapi.json").get_json()
+
+    process = spec["paths"]["/api/v1/registry/processes/{process_id}/fields"]["get"]
+    assert [p["name"] for p in process["parameters"] if p["in"] == "query"] == [
+        "version"
+    ]
+    reply = process["responses"]["200"]["content"]["application/json"]["schema"]
+    assert reply["$ref"].endswith("/ProcessFields")
+    assert set(spec["paths"]["/api/v1/registry/purposes/{key}"]) >= {"put", "delete"}
+    assert set(spec["paths"]["/api/v1/registry/categories/{key}"]) >= {"put", "delete"}
+    checked = spec["components"]["schemas"]["SystemChecked"]["properties"]
+    assert "warnings" in checked

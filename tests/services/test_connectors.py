@@ -170,3 +170,33 @@ def test_an_unset_environment_variable_is_named(loaded, monkeypatch):
         connectors.locate({"employee_number": "E1001"})
 
     assert "HR_DATABASE_URL" in refused.value.detail
+
+
+def test_a_system_whose_indexes_cannot_be_checked_is_warned_without_its_url(loaded):
+    hr = db.session.scalar(select(System).where(System.key == "hr"))
+    hr.connection = "sqlite:////no/such/folder/hr.sqlite3"
+
+    [warning] = connectors.index_warnings(hr)
+
+    assert "'hr'" in warning
+    assert "not checked" in warning
+    assert "/no/such/folder" not in warning
+
+
+def test_a_column_the_registry_maps_but_the_table_lacks_is_named(loaded, tmp_path):
+    url = f"sqlite:///{tmp_path / 'crm.sqlite3'}"
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "CREATE TABLE crm_customers (id INTEGER PRIMARY KEY, email TEXT UNIQUE)"
+        )
+    engine.dispose()
+    crm = db.session.scalar(select(System).where(System.key == "crm"))
+    crm.connection = url
+
+    warnings = connectors.index_warnings(crm)
+
+    assert warnings == [
+        "The table 'crm_customers' of 'crm' has no column 'phone' that the registry "
+        "maps."
+    ]

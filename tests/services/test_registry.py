@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from app.errors import BadRequest, Conflict, Unprocessable
 from app.extensions import db
 from app.models import AuditEvent, Field
+from app.registry import sample_data
 from app.services import catalogue, forms, registry, taxonomy
 
 DEMO_TEXT = catalogue.DEMO.read_text()
@@ -535,3 +536,39 @@ def test_a_validated_catalogue_is_not_the_input_it_was_given(ctx):
     catalogue.validate(document)
 
     assert document == original
+
+
+def test_the_demo_deploys_the_leave_assessment_the_manager_works(app, make_user):
+    employee = sample_data.rows()[sample_data.hr_employees][0]
+    result = app.test_cli_runner().invoke(args=["demo"])
+    assert result.exit_code == 0, result.output
+    assert "example: leave_assessment" in result.output
+    officer = make_user("olga", "privacy_officer")
+    manager = make_user("mia", "manager")
+
+    started = officer.post(
+        "/api/v1/instances",
+        json={
+            "process_id": "leave_assessment",
+            "data": {
+                "subject": {"employee_number": employee["employee_number"]},
+                "hours_requested": 16,
+            },
+        },
+    )
+    [task] = manager.get(
+        f"/api/v1/tasks?instance_id={started.get_json()['id']}"
+    ).get_json()["items"]
+    opened = manager.get(f"/api/v1/tasks/{task['id']}")
+    done = manager.post(
+        f"/api/v1/tasks/{task['id']}/complete", json={"data": {"decision": "approve"}}
+    )
+
+    assert task["role"] == "manager"
+    assert opened.get_json()["data"] == {
+        "name": employee["name"],
+        "leave_balance": employee["leave_balance"],
+        "hours_requested": 16,
+    }
+    assert employee["bsn"] not in opened.get_data(as_text=True)
+    assert done.status_code == 200, done.get_json()
