@@ -203,7 +203,7 @@ class LegalCalendar:
     ) -> None:
         self.member_state = member_state.strip().upper()
         self.subdivision = subdivision
-        self.zone = _zone(timezone)
+        self.zone = time_zone(timezone)
         self._holidays = _public_holidays(self.member_state, subdivision)
 
     def is_working_day(self, day: date | datetime) -> bool:
@@ -348,27 +348,32 @@ class LegalCalendar:
         return datetime.combine(day, time.max, tzinfo=self.zone)
 
 
-def _zone(name: str) -> ZoneInfo:
+def time_zone(name: str) -> ZoneInfo:
+    """The IANA time zone of that name, else ValueError."""
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError) as error:
         raise ValueError(f"{name!r} is not a known time zone") from error
 
 
-def _public_holidays(
-    member_state: str, subdivision: str | None
-) -> holidays.HolidayBase:
-    if member_state not in MEMBER_STATES:
-        raise ValueError(f"{member_state!r} is not an EU or EEA member state")
-    languages = holidays.list_localized_countries().get(member_state, ())
+def member_state(code: str) -> str:
+    """The ISO code of an EU or EEA member state, else ValueError."""
+    cleaned = code.strip().upper()
+    if cleaned not in MEMBER_STATES:
+        raise ValueError(f"{code!r} is not an EU or EEA member state")
+    return cleaned
+
+
+def _public_holidays(code: str, subdivision: str | None) -> holidays.HolidayBase:
+    member_state(code)
+    languages = holidays.list_localized_countries().get(code, ())
     language = HOLIDAY_LANGUAGE if HOLIDAY_LANGUAGE in languages else None
     try:
-        return holidays.country_holidays(
-            member_state, subdiv=subdivision, language=language
-        )
+        return holidays.country_holidays(code, subdiv=subdivision, language=language)
     except NotImplementedError as error:
+        known = ", ".join(holidays.list_supported_countries().get(code, ()))
         raise ValueError(
-            f"{member_state!r} with subdivision {subdivision!r} has no holiday calendar"
+            f"{subdivision!r} is not a subdivision of {code} (one of: {known})"
         ) from error
 
 

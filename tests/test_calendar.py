@@ -392,3 +392,40 @@ def test_explain_hours_are_never_moved(nl: LegalCalendar) -> None:
     assert explanation["adjustments"] == []
     assert "never moved" in explanation["note"]
     assert explanation["final_end"] == "2026-01-19T15:30:00+01:00"
+
+
+GOOD_SETTINGS = {"MEMBER_STATE": "NL", "TIMEZONE": "Europe/Amsterdam"}
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"TIMEZONE": "Europe/"}, "TIMEZONE: 'Europe/' is not a known time zone"),
+        ({"MEMBER_STATE": "EL"}, "MEMBER_STATE: 'EL' is not an EU or EEA member"),
+        (
+            {"MEMBER_STATE": "DE", "MEMBER_STATE_SUBDIVISION": "by"},
+            r"MEMBER_STATE_SUBDIVISION: 'by' is not a subdivision of DE \(one of: .*BY",
+        ),
+    ],
+    ids=["time-zone", "member-state", "subdivision"],
+)
+def test_a_bad_calendar_setting_is_named(settings: dict[str, str], named: str) -> None:
+    from app.services.deadlines import InvalidSetting, check_settings
+
+    with pytest.raises(InvalidSetting, match=named):
+        check_settings({**GOOD_SETTINGS, **settings})
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        GOOD_SETTINGS,
+        {**GOOD_SETTINGS, "MEMBER_STATE_SUBDIVISION": ""},
+        {"MEMBER_STATE": "DE", "MEMBER_STATE_SUBDIVISION": "BY", "TIMEZONE": "UTC"},
+    ],
+    ids=["national", "empty-subdivision", "bavaria"],
+)
+def test_good_calendar_settings_pass(settings: dict[str, str]) -> None:
+    from app.services.deadlines import check_settings
+
+    check_settings(settings)

@@ -225,6 +225,12 @@ class RunningInstance:
             events.extend(_waiting_events(task))
         return events
 
+    def move_timer(self, guid: str, due_at: datetime) -> None:
+        """Make a waiting timer fire at another absolute time: its deadline moved."""
+        task = self.workflow.get_task_from_id(UUID(guid))
+        # The engine keeps the time it first computed and compares only that.
+        task._set_internal_data(event_value=due_at.isoformat())
+
     def deliver_message(
         self, name: str, correlations: dict[str, Any], payload: dict[str, Any]
     ) -> None:

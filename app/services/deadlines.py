@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
 from sqlalchemy import select
 
-from app.calendar import LegalCalendar, Period
-from app.engine import WaitingEvent
+from app.calendar import LegalCalendar, Period, member_state, time_zone
+from app.engine import RunningInstance, WaitingEvent
 from app.errors import NotFound, Unprocessable
 from app.extensions import db
 from app.models import Deadline, DefinitionVersion, Instance, ProcessDefinition
@@ -33,15 +34,39 @@ from app.services.paging import Page, paginate
 TARGET, REMINDER = "target", "reminder"
 
 
+class InvalidSetting(ValueError):
+    """A calendar setting names no time zone, member state or subdivision."""
+
+
 @functools.lru_cache(maxsize=8)
-def _calendar(member_state: str, zone: str) -> LegalCalendar:
-    return LegalCalendar(member_state=member_state, timezone=zone)
+def _calendar(member_state: str, zone: str, subdivision: str | None) -> LegalCalendar:
+    return LegalCalendar(
+        member_state=member_state, timezone=zone, subdivision=subdivision
+    )
+
+
+def _calendar_of(config: Mapping[str, Any]) -> LegalCalendar:
+    subdivision = (config.get("MEMBER_STATE_SUBDIVISION") or "").strip() or None
+    return _calendar(config["MEMBER_STATE"], config["TIMEZONE"], subdivision)
 
 
 def calendar() -> LegalCalendar:
-    """The legal calendar of the configured member state and time zone."""
-    config = current_app.config
-    return _calendar(config["MEMBER_STATE"], config["TIMEZONE"])
+    """The legal calendar of the configured member state, subdivision and zone."""
+    return _calendar_of(current_app.config)
+
+
+def check_settings(config: Mapping[str, Any]) -> None:
+    """Refuse to start on a calendar setting that would fail the first deadline."""
+    checks = (
+        ("TIMEZONE", lambda: time_zone(config["TIMEZONE"])),
+        ("MEMBER_STATE", lambda: member_state(config["MEMBER_STATE"])),
+        ("MEMBER_STATE_SUBDIVISION", lambda: _calendar_of(config)),
+    )
+    for setting, check in checks:
+        try:
+            check()
+        except ValueError as error:
+            raise InvalidSetting(f"{setting}: {error}") from None
 
 
 def _parse_time(value: Any, field: str) -> datetime:
@@ -94,6 +119,12 @@ def set_deadline(
     if kind not in KINDS:
         raise _invalid("kind", f"must be one of {', '.join(KINDS)}")
     due, rule = _due(start, period, due_at, article)
+    offsets = {
+        "target_working_days_before": target_working_days_before,
+        "reminder_working_days_before": reminder_working_days_before,
+        "reminder_hours_before": reminder_hours_before,
+    }
+    rule["offsets"] = {key: int(n) for key, n in offsets.items() if n is not None}
     deadline = _upsert(instance_id, name, kind, action, role, due, rule)
     _derived(deadline, TARGET, target_working_days_before)
     _derived(deadline, REMINDER, reminder_working_days_before)
@@ -131,9 +162,10 @@ def _upsert(
     role: str | None,
     due: datetime,
     rule: dict[str, Any],
+    keep_fired: bool = False,
 ) -> Deadline:
     deadline = _find(instance_id, name)
-    if deadline is None:
+    if deadline is None or (keep_fired and deadline.state == FIRED):
         deadline = Deadline(instance_id=instance_id, name=name)
         db.session.add(deadline)
     deadline.kind, deadline.action, deadline.role = kind, action, role
@@ -152,6 +184,7 @@ def _derived(deadline: Deadline, suffix: str, days_before: int | None) -> None:
         "working_days_before": int(days_before),
         "of": deadline.name,
     }
+    # A target or reminder that fired stays on record; its successor is new.
     _upsert(
         deadline.instance_id,
         f"{deadline.name}.{suffix}",
@@ -160,6 +193,7 @@ def _derived(deadline: Deadline, suffix: str, days_before: int | None) -> None:
         deadline.role,
         due,
         rule,
+        keep_fired=True,
     )
 
 
@@ -182,14 +216,17 @@ def _hours_before(deadline: Deadline, hours: int | None) -> None:
         deadline.role,
         deadline.due_at - timedelta(hours=int(hours)),
         rule,
+        keep_fired=True,
     )
 
 
 def _find(instance_id: str, name: str) -> Deadline | None:
+    """The named deadline's current row; fired targets and reminders are older."""
     return db.session.scalar(
-        select(Deadline).where(
-            Deadline.instance_id == instance_id, Deadline.name == name
-        )
+        select(Deadline)
+        .where(Deadline.instance_id == instance_id, Deadline.name == name)
+        .order_by(Deadline.id.desc())
+        .limit(1)
     )
 
 
@@ -197,9 +234,9 @@ def _family(instance_id: str, name: str) -> list[Deadline]:
     names = [name, f"{name}.{TARGET}", f"{name}.{REMINDER}"]
     return list(
         db.session.scalars(
-            select(Deadline).where(
-                Deadline.instance_id == instance_id, Deadline.name.in_(names)
-            )
+            select(Deadline)
+            .where(Deadline.instance_id == instance_id, Deadline.name.in_(names))
+            .order_by(Deadline.id)
         )
     )
 
@@ -212,17 +249,24 @@ def get_deadline(instance_id: str, name: str) -> Deadline:
 
 
 def extend(instance_id: str, name: str, by: Any, reason: str | None = None) -> Deadline:
-    """Move a deadline later by a period counted from its current end."""
+    """Move a deadline later by a period counted from its current end.
+
+    Its target and reminder are made again before the new end, whether or not
+    they fired, and a waiting BPMN timer set to the old end moves with it.
+    """
     deadline = get_deadline(instance_id, name)
     if deadline.state != PENDING:
         raise Unprocessable(
             f"The deadline '{name}' is {deadline.state} and cannot be extended.",
             errors=[{"field": "name", "message": f"is {deadline.state}"}],
         )
-    explained = calendar().explain(deadline.due_at, _period(by))
+    was = deadline.due_at
+    offsets = derived_offsets(instance_id, name)
+    explained = calendar().explain(was, _period(by))
     history = [*deadline.rule.get("extensions", []), {"by": str(by), "reason": reason}]
     rule = {
         **deadline.rule,
+        "offsets": offsets,
         "extensions": history,
         "extended_end": explained["final_end"],
     }
@@ -234,38 +278,102 @@ def extend(instance_id: str, name: str, by: Any, reason: str | None = None) -> D
         article=deadline.rule.get("article"),
         action=deadline.action,
         role=deadline.role,
-        **derived_offsets(instance_id, name),
+        **offsets,
     )
     moved.rule = rule
+    _move_timers(instance_id, was, moved.due_at)
     return moved
 
 
 def derived_offsets(instance_id: str, name: str) -> dict[str, int]:
+    """How far before a deadline its target and reminder fall, fired or not."""
+    deadline = _find(instance_id, name)
+    if deadline is not None and "offsets" in deadline.rule:
+        return dict(deadline.rule["offsets"])
+    # Rows set before the legal rule kept its offsets carry them themselves.
     offsets = {}
-    for suffix, key in ((TARGET, "target"), (REMINDER, "reminder")):
+    for suffix in (TARGET, REMINDER):
         derived = _find(instance_id, f"{name}.{suffix}")
-        if derived is not None and derived.state == PENDING:
-            if "hours_before" in derived.rule:
-                offsets[f"{key}_hours_before"] = derived.rule["hours_before"]
-            else:
-                days = derived.rule["working_days_before"]
-                offsets[f"{key}_working_days_before"] = days
+        if derived is None:
+            continue
+        if "hours_before" in derived.rule:
+            offsets[f"{suffix}_hours_before"] = derived.rule["hours_before"]
+        else:
+            days = derived.rule["working_days_before"]
+            offsets[f"{suffix}_working_days_before"] = days
     return offsets
 
 
-def close(instance_id: str, name: str, state: str) -> list[Deadline]:
-    """Mark a deadline met or cancelled; its target and reminder go with it."""
-    closed = []
-    for deadline in _family(instance_id, name):
-        if deadline.state != PENDING:
+def _move_timers(instance_id: str, was: datetime, due_at: datetime) -> None:
+    """Waiting BPMN timers set to the deadline's old end wait for its new one."""
+    running = context.running_instance(instance_id)
+    if running is not None:
+        _move(running, instance_id, was, due_at)
+        return
+    if not _timers_due(instance_id, was):
+        return
+    # Imported here: instances saves its timers through this module.
+    from app.services import instances
+
+    instance = instances.lock_instance(instance_id)
+    running = instances.load(instance)
+    _move(running, instance_id, was, due_at)
+    instances.save(instance, running)
+
+
+def _move(
+    running: RunningInstance, instance_id: str, was: datetime, due_at: datetime
+) -> None:
+    for event in running.waiting_events():
+        if event.kind != "timer" or event.due_at != was:
             continue
-        deadline.state = state if deadline.name == name else CANCELLED
-        deadline.closed_at = utcnow()
-        closed.append(deadline)
-    if not closed:
-        raise NotFound(f"The instance has no pending deadline named '{name}'.")
-    audit.record(f"deadline.{state}", instance_id=instance_id, deadline=name)
-    return closed
+        running.move_timer(event.task_guid, due_at)
+        audit.record(
+            "deadline.timer_moved",
+            instance_id=instance_id,
+            bpmn_id=event.bpmn_id,
+            due_at=due_at.isoformat(),
+        )
+
+
+def _timers_due(instance_id: str, due_at: datetime) -> bool:
+    found = db.session.scalar(
+        select(Deadline.id)
+        .where(
+            Deadline.instance_id == instance_id,
+            Deadline.kind == "bpmn_timer",
+            Deadline.state == PENDING,
+            Deadline.due_at == due_at,
+        )
+        .limit(1)
+    )
+    return found is not None
+
+
+def close(instance_id: str, name: str, state: str) -> Deadline:
+    """Mark a deadline met or cancelled; its target and reminder go with it.
+
+    Closed after its end, even once it fired, it is closed late: the rule and
+    the audit event keep by how much, and the instance carries on.
+    """
+    deadline = get_deadline(instance_id, name)
+    if deadline.state in (MET, CANCELLED):
+        return deadline
+    now = utcnow()
+    for row in _family(instance_id, name):
+        if row is deadline or row.state == PENDING:
+            row.state = state if row is deadline else CANCELLED
+            row.closed_at = now
+    late_seconds = max(int((now - deadline.due_at).total_seconds()), 0)
+    if now > deadline.due_at:
+        deadline.rule = {**deadline.rule, "late": True, "late_seconds": late_seconds}
+    audit.record(
+        f"deadline.{state}",
+        instance_id=instance_id,
+        deadline=name,
+        late_seconds=late_seconds,
+    )
+    return deadline
 
 
 def sync_timers(instance_id: str, timers: list[WaitingEvent]) -> None:
@@ -404,15 +512,21 @@ def extend_operator(name: str, by: str, reason: str | None = None) -> dict[str, 
 
 
 def met_operator(name: str) -> dict[str, Any]:
-    """Mark a named deadline of this instance as met."""
-    close(context.current_instance_id(), name, MET)
-    return {"name": name, "state": MET}
+    """Mark a named deadline of this instance as met, late or not."""
+    return _as_closed(close(context.current_instance_id(), name, MET))
 
 
 def cancel_operator(name: str) -> dict[str, Any]:
     """Cancel a named deadline of this instance."""
-    close(context.current_instance_id(), name, CANCELLED)
-    return {"name": name, "state": CANCELLED}
+    return _as_closed(close(context.current_instance_id(), name, CANCELLED))
+
+
+def _as_closed(deadline: Deadline) -> dict[str, Any]:
+    return {
+        "name": deadline.name,
+        "state": deadline.state,
+        "late": bool(deadline.rule.get("late")),
+    }
 
 
 OPERATORS = {

@@ -113,7 +113,7 @@ def run_and_save(
     to tell, e.g. a timer) it is kept as a task error like any other.
     """
     try:
-        with context.stepping(instance.id):
+        with context.stepping(instance.id, running):
             (step or running.run)()
     except EngineTaskError as error:
         if refuse and isinstance(error, Refused):

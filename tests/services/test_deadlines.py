@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from app.extensions import db
 from app.models import AuditEvent, Deadline
-from app.services import deadlines, scheduler
+from app.services import deadlines, instances, scheduler
 from tests.conftest import DATA
 
 REQUEST = (DATA / "request_deadline.bpmn").read_bytes()
@@ -312,3 +312,179 @@ def test_a_timer_woken_at_its_very_instant_fires_on_the_next_sweep(
     assert a_second_later.fired >= 1
     tasks = dpo.get(f"/api/v1/tasks?instance_id={request_instance['id']}")
     assert "escalated" in {task["bpmn_id"] for task in tasks.get_json()["items"]}
+
+
+def _rows(officer, instance_id):
+    """Every row of the instance's deadlines, by name, oldest first."""
+    reply = officer.get(f"/api/v1/instances/{instance_id}/deadlines").get_json()
+    rows = {}
+    for item in sorted(reply["items"], key=lambda item: item["id"]):
+        rows.setdefault(item["name"], []).append(item)
+    return rows
+
+
+def _dates_and_states(rows):
+    return [(row["due_at"][:10], row["state"]) for row in rows]
+
+
+def _dpo_queue(dpo, instance_id):
+    tasks = dpo.get(f"/api/v1/tasks?instance_id={instance_id}").get_json()["items"]
+    return [task["bpmn_id"] for task in tasks if task["lane"] == "DPO"]
+
+
+def _assert_extended_after_the_reminder(app, officer, dpo, frozen_clock, instance_id):
+    rows = _rows(officer, instance_id)
+    assert _dates_and_states(rows["reply"]) == [("2026-06-02", "pending")]
+    assert _dates_and_states(rows["reply.target"]) == [
+        ("2026-03-30", "fired"),
+        ("2026-05-28", "pending"),
+    ]
+    assert _dates_and_states(rows["reply.reminder"]) == [
+        ("2026-03-26", "fired"),
+        ("2026-05-26", "pending"),
+    ]
+    [timer] = rows["timer:deadline_passed"]
+    assert (timer["state"], timer["due_at"]) == ("pending", rows["reply"][0]["due_at"])
+
+    frozen_clock.at = datetime(2026, 4, 3, 8, tzinfo=UTC)
+    with app.app_context():
+        assert scheduler.sweep().fired == 0
+        # Any step refreshes the engine's timers: it must wait for the new end too.
+        running = instances.lock_instance(instance_id)
+        instances.run_and_save(running, instances.load(running), None)
+        db.session.commit()
+    assert _dpo_queue(dpo, instance_id) == []
+    officer_tasks = officer.get(f"/api/v1/tasks?instance_id={instance_id}")
+    assert "answer" in {task["bpmn_id"] for task in officer_tasks.get_json()["items"]}
+
+    frozen_clock.at = datetime(2026, 6, 3, 8, tzinfo=UTC)
+    with app.app_context():
+        assert scheduler.sweep().fired == 4
+    assert _dpo_queue(dpo, instance_id) == ["escalated"]
+
+
+def test_an_extension_after_the_reminder_fired_remakes_it_and_moves_the_timer(
+    app, request_instance, frozen_clock, officer, dpo
+):
+    frozen_clock.at = datetime(2026, 3, 31, 8, tzinfo=UTC)
+    with app.app_context():
+        assert scheduler.sweep().fired == 2
+
+        deadlines.extend(request_instance["id"], "reply", "P2M", "complex")
+        db.session.commit()
+
+    _assert_extended_after_the_reminder(
+        app, officer, dpo, frozen_clock, request_instance["id"]
+    )
+
+
+def test_an_extension_decided_in_the_process_moves_its_waiting_timer(
+    app, frozen_clock, deploy, start_instance, officer, dpo
+):
+    raw = (DATA / "request_extension.bpmn").read_bytes()
+    assert deploy(raw, "request_extension.bpmn").status_code == 201
+    instance = start_instance("request_extension", data={"received_at": RECEIVED})
+    frozen_clock.at = datetime(2026, 3, 31, 8, tzinfo=UTC)
+    with app.app_context():
+        assert scheduler.sweep().fired == 2
+    tasks = officer.get(f"/api/v1/tasks?instance_id={instance['id']}").get_json()
+    [decide] = [t for t in tasks["items"] if t["bpmn_id"] == "decide_extension"]
+
+    done = officer.post(f"/api/v1/tasks/{decide['id']}/complete", json={"data": {}})
+
+    assert done.status_code == 200, done.get_json()
+    _assert_extended_after_the_reminder(app, officer, dpo, frozen_clock, instance["id"])
+
+
+def test_an_answer_after_the_deadline_fired_is_recorded_as_met_late(
+    app, frozen_clock, deploy, start_instance, officer
+):
+    raw = (DATA / "late_answer.bpmn").read_bytes()
+    assert deploy(raw, "late_answer.bpmn").status_code == 201
+    instance = start_instance("late_answer", data={"received_at": RECEIVED})
+    frozen_clock.at = datetime(2026, 4, 3, 8, tzinfo=UTC)
+    with app.app_context():
+        assert scheduler.sweep().fired == 3
+    frozen_clock.at = datetime(2026, 4, 4, 8, tzinfo=UTC)
+    tasks = officer.get(f"/api/v1/tasks?instance_id={instance['id']}").get_json()
+    [task] = tasks["items"]
+
+    done = officer.post(f"/api/v1/tasks/{task['id']}/complete", json={"data": {}})
+
+    assert done.status_code == 200, done.get_json()
+    found = officer.get(f"/api/v1/instances/{instance['id']}").get_json()
+    assert found["status"] == "completed"
+    [reply] = _rows(officer, instance["id"])["reply"]
+    assert reply["state"] == "met"
+    # Due at 21:59:59.999999 UTC on 2 April, met at 08:00 UTC on 4 April.
+    late = 34 * 3600
+    assert (reply["rule"]["late"], reply["rule"]["late_seconds"]) == (True, late)
+    with app.app_context():
+        [met] = db.session.scalars(
+            select(AuditEvent.details).where(AuditEvent.action == "deadline.met")
+        ).all()
+    assert met == {"deadline": "reply", "late_seconds": late}
+
+
+def test_a_fired_deadline_can_be_cancelled_and_an_unknown_one_cannot(
+    app, request_instance, frozen_clock
+):
+    from app.errors import NotFound
+
+    frozen_clock.at = datetime(2026, 4, 3, 8, tzinfo=UTC)
+    with app.app_context():
+        scheduler.sweep()
+        cancelled = deadlines.close(request_instance["id"], "reply", "cancelled")
+        state, late = cancelled.state, cancelled.rule["late"]
+        with pytest.raises(NotFound):
+            deadlines.close(request_instance["id"], "no_such_deadline", "met")
+
+    assert (state, late) == ("cancelled", True)
+
+
+def test_an_answer_in_time_is_not_late(app, request_instance, officer):
+    task = officer.get("/api/v1/tasks").get_json()["items"][0]
+
+    officer.post(f"/api/v1/tasks/{task['id']}/complete", json={"data": {}})
+
+    [reply] = _rows(officer, request_instance["id"])["reply"]
+    assert reply["state"] == "met"
+    assert "late" not in reply["rule"]
+
+
+def test_the_subdivision_setting_brings_its_own_holidays(
+    app, frozen_clock, deploy, start_instance, officer, monkeypatch
+):
+    monkeypatch.setitem(app.config, "MEMBER_STATE", "DE")
+    monkeypatch.setitem(app.config, "MEMBER_STATE_SUBDIVISION", "BY")
+    monkeypatch.setitem(app.config, "TIMEZONE", "Europe/Berlin")
+    assert deploy(REQUEST, "request_deadline.bpmn").status_code == 201
+
+    # 4 June 2026 is Corpus Christi, a public holiday in Bavaria only.
+    instance = start_instance(
+        "request_deadline", data={"received_at": "2026-05-04T10:00:00+02:00"}
+    )
+
+    [reply] = _rows(officer, instance["id"])["reply"]
+    assert reply["due_at"].startswith("2026-06-05T21:59:59")
+    assert reply["rule"]["subdivision"] == "BY"
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"TIMEZONE": "Mars/Olympus"}, "TIMEZONE: 'Mars/Olympus'"),
+        ({"MEMBER_STATE": "US"}, "MEMBER_STATE: 'US'"),
+        (
+            {"MEMBER_STATE": "DE", "MEMBER_STATE_SUBDIVISION": "XX"},
+            "MEMBER_STATE_SUBDIVISION: 'XX' is not a subdivision of DE",
+        ),
+    ],
+    ids=["time-zone", "member-state", "subdivision"],
+)
+def test_a_bad_calendar_setting_stops_the_app_at_start(settings, named):
+    from app import create_app
+    from app.services.deadlines import InvalidSetting
+
+    with pytest.raises(InvalidSetting, match=named):
+        create_app({"TESTING": True, "SCHEDULER_ENABLED": False, **settings})
