@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import atexit
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
+import click
 from flask import Flask
+from flask.cli import FlaskGroup, get_debug_flag, run_command
+from werkzeug.serving import is_running_from_reloader
 
 from app import config, database, errors
 from app.engine import Engine, OperatorRegistry
@@ -19,12 +20,16 @@ from app.extensions import db, migrate
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app; `test_config` overrides the environment's settings."""
     app = Flask(__name__, instance_relative_config=True)
-    app.config.from_mapping(config.load(Path(app.instance_path)))
-    if test_config:
-        app.config.update(test_config)
+    settings = test_config or {}
+    app.config.from_mapping(
+        config.load(Path(app.instance_path), keyed="SECRET_KEY" in settings)
+    )
+    app.config.update(settings)
 
     from app import logs
+    from app.services.deadlines import check_settings
 
+    check_settings(app.config)
     logs.configure(app)
     db.init_app(app)
     database.configure(app)
@@ -39,7 +44,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     web.init_app(app)
     cli.register(app)
     _register_operators(app)
-    if app.config["SCHEDULER_ENABLED"] and not _reloader_parent(app):
+    if app.config["SCHEDULER_ENABLED"] and _serves_here():
         _start_scheduler(app)
     return app
 
@@ -87,19 +92,28 @@ def _register_operators(app: Flask) -> None:
         registry.register(name, operator, reads_data=True)
 
 
-def _reloader_parent(app: Flask) -> bool:
-    # Under `flask run --debug` the reloader imports the app twice; only the
-    # child that serves (WERKZEUG_RUN_MAIN) may run the scheduler.
-    return app.debug and os.environ.get("WERKZEUG_RUN_MAIN") != "true"
+def _serves_here() -> bool:
+    """Whether this process serves the app, the one place its scheduler belongs.
+
+    Under the `flask` command only `run` serves, and with the reloader only the
+    child it spawns (WERKZEUG_RUN_MAIN); `db upgrade`, `scheduler` and the rest
+    never start one here. Outside it (gunicorn, a script) the setting decides.
+    """
+    context = click.get_current_context(silent=True)
+    if context is None or not isinstance(context.find_root().command, FlaskGroup):
+        return True
+    if context.command is not run_command:
+        return False
+    reload = context.params.get("reload")
+    if reload is None:
+        reload = get_debug_flag()
+    return not reload or is_running_from_reloader()
 
 
 def _start_scheduler(app: Flask) -> None:
-    from app.services.scheduler import DeadlineScheduler
+    from app.services import scheduler
 
-    scheduler = DeadlineScheduler(app, app.config["SCHEDULER_POLL_SECONDS"])
-    scheduler.start()
-    app.extensions["gdpr.scheduler"] = scheduler
-    atexit.register(scheduler.shutdown)
+    scheduler.start_once(app)
 
 
 def _engine(app: Flask) -> Engine:

@@ -51,11 +51,14 @@ def _fail(error: ProblemError) -> None:
 @click.argument("name")
 @click.option("--role", "roles", multiple=True, required=True, type=click.Choice(ROLES))
 @click.option("--password-prompt", is_flag=True, help="Ask for a web password.")
-def create_user(name: str, roles: tuple[str, ...], password_prompt: bool) -> None:
+@click.option("--email", default=None, help="Where deadline alerts reach the user.")
+def create_user(
+    name: str, roles: tuple[str, ...], password_prompt: bool, email: str | None
+) -> None:
     """Create a user with one or more roles."""
     password = _ask_password() if password_prompt else None
     try:
-        user = users.create_user(name, list(roles))
+        user = users.create_user(name, list(roles), email=email)
         if password is not None:
             passwords.set_password(user, password)
     except ProblemError as error:
@@ -77,6 +80,20 @@ def set_password(name: str, password_stdin: bool) -> None:
         _fail(error)
     db.session.commit()
     click.echo(f"password set for {user.name}", err=True)
+
+
+@users_cli.command("email")
+@click.argument("name")
+@click.argument("address")
+def set_email(name: str, address: str) -> None:
+    """Set the address deadline alerts reach the user at; "" clears it."""
+    try:
+        user = users.set_email(users.find_user(name), address)
+    except ProblemError as error:
+        _fail(error)
+    db.session.commit()
+    done = "set" if user.email else "cleared"
+    click.echo(f"email {done} for {user.name}", err=True)
 
 
 def _read_stdin() -> str:
@@ -166,8 +183,10 @@ def replay_erasures() -> None:
     except ProblemError as error:
         _fail(error)
     db.session.commit()
-    for system, entries in replayed.items():
-        click.echo(f"{system}: {entries} ledger entries replayed")
+    if not replayed:
+        click.echo("the erasure ledger holds nothing to replay")
+    for system, replay in replayed.items():
+        click.echo(f"{system}: {replay.describe()}")
 
 
 @click.command("deploy")
@@ -209,6 +228,7 @@ def demo() -> None:
     try:
         catalogue.load_catalogue(catalogue.DEMO)
         _deploy(())
+        _deploy_examples()
     except ProblemError as error:
         _fail(error)
     _demo_sign_ins()
@@ -227,6 +247,16 @@ def demo() -> None:
         f"try: curl -H 'Authorization: Bearer {token}' "
         "http://127.0.0.1:5000/api/v1/definitions"
     )
+
+
+def _deploy_examples() -> None:
+    """Examples whose forms bind the demo catalogue's fields, such as the leave one."""
+    config = current_app.config
+    for result in definitions.deploy_directory(
+        Path(config["WORKFLOWS_DIR"]) / "examples",
+        Path(config["FORMS_DIR"]) / "examples",
+    ):
+        click.echo(f"example: {result.version.definition.bpmn_process_id}")
 
 
 def _demo_sign_ins() -> None:
@@ -257,13 +287,10 @@ def scheduler(once: bool) -> None:
         report = deadline_scheduler.sweep()
         click.echo(f"fired {report.fired} deadlines, {report.failed} failed")
         return
-    runner = deadline_scheduler.DeadlineScheduler(
-        current_app._get_current_object(), current_app.config["SCHEDULER_POLL_SECONDS"]
-    )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
-    runner.start()
+    runner = deadline_scheduler.start_once(current_app._get_current_object())
     click.echo("deadline scheduler running; Ctrl+C stops it", err=True)
     stop.wait()
     runner.shutdown()

@@ -82,7 +82,7 @@ def _web_sign_in() -> dict[str, Any]:
     }
 
 
-def load(instance_path: Path) -> dict[str, Any]:
+def load(instance_path: Path, keyed: bool = False) -> dict[str, Any]:
     """The configuration mapping the app factory starts from."""
     default_db = f"sqlite:///{instance_path / 'gdpr.sqlite3'}"
     return {
@@ -92,9 +92,12 @@ def load(instance_path: Path) -> dict[str, Any]:
         "DEMO_SYSTEMS_URL": os.environ.get(
             "DEMO_SYSTEMS_URL", f"sqlite:///{instance_path / 'demo_systems.sqlite3'}"
         ),
-        "SECRET_KEY": _secret_key(instance_path),
+        # A caller that brings its own key leaves no key file behind.
+        "SECRET_KEY": "" if keyed else _secret_key(instance_path),
         "TIMEZONE": os.environ.get("TIMEZONE", "Europe/Amsterdam"),
         "MEMBER_STATE": os.environ.get("MEMBER_STATE", "NL"),
+        # A region whose own public holidays count too, e.g. BY (Bavaria) for DE.
+        "MEMBER_STATE_SUBDIVISION": os.environ.get("MEMBER_STATE_SUBDIVISION"),
         "SCHEDULER_ENABLED": _bool(os.environ.get("SCHEDULER_ENABLED")),
         "SCHEDULER_POLL_SECONDS": float(os.environ.get("SCHEDULER_POLL_SECONDS", "30")),
         "MAX_CONTENT_LENGTH": int(os.environ.get("MAX_CONTENT_LENGTH", 2 * 1024**2)),
@@ -115,6 +118,8 @@ def load(instance_path: Path) -> dict[str, Any]:
         # A subscriber failing this many times in a row is paused.
         "EVENTS_MAX_FAILURES": _float("EVENTS_MAX_FAILURES", 8),
         "EVENTS_DISPATCH_SECONDS": _float("EVENTS_DISPATCH_SECONDS", 10),
+        # Off: no outbound POST may reach loopback, link-local or private addresses.
+        "OUTBOUND_ALLOW_PRIVATE": _bool(os.environ.get("OUTBOUND_ALLOW_PRIVATE")),
         # Art 8(1): 16 unless member-state law sets a lower age, not below 13.
         "CONSENT_MINIMUM_AGE": int(os.environ.get("CONSENT_MINIMUM_AGE", "16")),
         "CONSENT_RENEWAL_SWEEP_SECONDS": _float("CONSENT_RENEWAL_SWEEP_SECONDS", 3600),

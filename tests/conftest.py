@@ -54,6 +54,7 @@ def app(database_url: str, demo_systems_url: str) -> Iterator[Flask]:
             "FORMS_DIR": str(ROOT / "forms"),
             "LETTERS_DIR": str(ROOT / "letters"),
             "DEMO_SYSTEMS_URL": demo_systems_url,
+            "SCHEDULER_ENABLED": False,
         }
     )
     with app.app_context():

@@ -74,3 +74,61 @@ def test_audit_verify_fails_on_a_tampered_chain(app, cli):
 
     assert result.exit_code == 1
     assert "broken" in result.stderr
+
+
+def _emails(app):
+    from app.models import User
+
+    with app.app_context():
+        return {user.name: user.email for user in db.session.query(User)}
+
+
+def test_a_user_made_with_an_email_on_the_command_line_keeps_it(app, cli):
+    created = cli.invoke(
+        args=["users", "create", "dina", "--role", "dpo", "--email", "dina@example.org"]
+    )
+
+    assert created.exit_code == 0
+    assert "dina@example.org" not in created.output
+    assert _emails(app) == {"dina": "dina@example.org"}
+
+
+def test_users_email_sets_and_an_empty_address_clears(app, cli):
+    cli.invoke(args=["users", "create", "dina", "--role", "dpo"])
+
+    set_ = cli.invoke(args=["users", "email", "dina", "dina@example.org"])
+    assert (set_.exit_code, set_.stderr.strip()) == (0, "email set for dina")
+    assert _emails(app) == {"dina": "dina@example.org"}
+    cleared = cli.invoke(args=["users", "email", "dina", ""])
+
+    assert (cleared.exit_code, cleared.stderr.strip()) == (0, "email cleared for dina")
+    assert _emails(app) == {"dina": None}
+    with app.app_context():
+        audited = db.session.query(AuditEvent).all()
+    assert "dina@example.org" not in str([event.details for event in audited])
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["users", "create", "dina", "--role", "dpo", "--email", "dina at example"],
+        ["users", "email", "olga", "dina at example"],
+    ],
+    ids=["create", "email"],
+)
+def test_a_bad_email_on_the_command_line_is_refused_and_changes_nothing(app, cli, args):
+    cli.invoke(args=["users", "create", "olga", "--role", "dpo"])
+
+    result = cli.invoke(args=args)
+
+    assert result.exit_code == 1
+    assert "email" in result.stderr
+    assert "dina at example" not in result.stderr
+    assert _emails(app) == {"olga": None}
+
+
+def test_users_email_for_nobody_is_refused(cli):
+    result = cli.invoke(args=["users", "email", "ghost", "ghost@example.org"])
+
+    assert result.exit_code == 1
+    assert "ghost" in result.stderr

@@ -186,6 +186,7 @@ class TaskDetailSchema(TaskSchema):
     instructions = fields.String(allow_none=True)
     form_schema = fields.Dict(allow_none=True)
     data = fields.Dict()
+    notices = fields.List(fields.String())
 
 
 class TaskFieldSchema(Schema):
@@ -251,6 +252,9 @@ class MessageDeliveredSchema(Schema):
     instance = fields.Nested(InstanceSchema)
 
 
+EMAIL_NOTE = "Where deadline alerts reach the user; null or empty for none."
+
+
 class UserCreateSchema(Schema):
     name = fields.String(
         required=True,
@@ -263,6 +267,17 @@ class UserCreateSchema(Schema):
         required=True,
         validate=validate.Length(min=1),
     )
+    email = fields.String(
+        allow_none=True, metadata={"format": "email", "description": EMAIL_NOTE}
+    )
+
+
+class UserUpdateSchema(Schema):
+    email = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"format": "email", "description": EMAIL_NOTE},
+    )
 
 
 class UserSchema(Schema):
@@ -270,6 +285,7 @@ class UserSchema(Schema):
     name = fields.String()
     roles = fields.List(fields.String())
     active = fields.Boolean()
+    email = fields.String(allow_none=True)
     created_at = fields.DateTime()
 
 

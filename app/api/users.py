@@ -14,6 +14,7 @@ from app.api.schemas import (
     UserCreateSchema,
     UserListSchema,
     UserSchema,
+    UserUpdateSchema,
 )
 from app.extensions import db
 from app.models import User
@@ -36,13 +37,26 @@ class Users(MethodView):
     @blp.response(201, UserSchema)
     def post(self, body: dict[str, Any]) -> User:
         """Create a user with one or more roles."""
-        user = users.create_user(body["name"], body["roles"], current_user().id)
+        user = users.create_user(
+            body["name"], body["roles"], current_user().id, body.get("email")
+        )
         db.session.commit()
         return user
 
 
 @blp.route("/<int:user_id>")
 class UserDetail(MethodView):
+    @require_roles("admin")
+    @blp.arguments(UserUpdateSchema)
+    @blp.response(200, UserSchema)
+    def patch(self, body: dict[str, Any], user_id: int) -> User:
+        """Set or clear (null or "") the mail address deadline alerts go to."""
+        user = users.set_email(
+            users.get_user(user_id), body["email"], current_user().id
+        )
+        db.session.commit()
+        return user
+
     @require_roles("admin")
     @blp.response(204)
     def delete(self, user_id: int) -> None:

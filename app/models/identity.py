@@ -18,6 +18,8 @@ class User(db.Model):
     name: Mapped[str] = mapped_column(String(80), unique=True)
     roles: Mapped[list[str]] = mapped_column(JSON, default=list)
     active: Mapped[bool] = mapped_column(default=True)
+    # Where deadline reminders and escalations reach this user; personal data of staff.
+    email: Mapped[str | None] = mapped_column(String(254), default=None)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     # Web sign-in: a scrypt hash (None: API tokens only), the failures in a row, and
     # a version that a new password bumps so that older sessions end.

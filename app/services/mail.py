@@ -6,6 +6,7 @@ With MAIL_TRANSPORT=outbox (the default) messages stay in the local outbox as
 
 from __future__ import annotations
 
+import html as markup
 import logging
 import re
 import smtplib
@@ -75,6 +76,14 @@ def queue(
     db.session.flush()
     logger.info("mail %s queued (%s)", message.id, message.status)
     return message
+
+
+def queue_plain(
+    to: str, subject: str, paragraphs: list[str], instance_id: str | None
+) -> MailMessage:
+    """Queue a message of plain paragraphs; each is escaped into its own <p>."""
+    body = "".join(f"<p>{markup.escape(text)}</p>" for text in paragraphs)
+    return queue(to, subject, body, instance_id)
 
 
 def transport() -> str:

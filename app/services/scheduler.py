@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 from collections.abc import Callable
@@ -9,21 +10,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from flask import Flask
-from sqlalchemy import func, or_, select
+from flask import Flask, current_app, has_app_context
+from sqlalchemy import event, func, inspect, or_, select
+from sqlalchemy.orm import Session
 
 from app import clock, database
-from app.errors import Conflict
+from app.errors import Conflict, Unprocessable
 from app.extensions import db
 from app.models import Deadline, Instance
 from app.models.deadlines import ESCALATE, FIRED, PENDING, REMIND, WAKE
 from app.models.instances import CANCELLED, COMPLETED
-from app.services import audit, deadlines, events, instances, mail
+from app.services import audit, deadlines, events, instances, mail, users
 
 logger = logging.getLogger(__name__)
 
 BATCH = 100
 MAX_ATTEMPTS = 5
+# The earliest due time a transaction gave a pending deadline, kept in session.info.
+EARLIEST_DUE = "gdpr.earliest_due"
 
 
 @dataclass
@@ -152,6 +156,8 @@ def _wake(instance: Instance) -> None:
 
 
 def _notify(deadline: Deadline) -> None:
+    """Tell people: mail to the role's users, and the outbound event as before."""
+    _mail_alert(deadline)
     event_type = (
         "deadline.missed" if deadline.action == ESCALATE else "deadline.approaching"
     )
@@ -166,6 +172,130 @@ def _notify(deadline: Deadline) -> None:
             "role": deadline.role,
         },
     )
+
+
+def _mail_alert(deadline: Deadline) -> None:
+    """Queue one alert per recipient in the firing's savepoint.
+
+    A firing that fails rolls its savepoint back, mail included, so the retry
+    that fires it mails each recipient once.
+    """
+    addresses = _alert_addresses(deadline)
+    if not addresses:
+        return
+    subject, paragraphs = _alert_text(deadline)
+    for address in addresses:
+        mail.queue_plain(address, subject, paragraphs, deadline.instance_id)
+    logger.info("deadline %s: %s alert mails queued", deadline.id, len(addresses))
+
+
+def _alert_addresses(deadline: Deadline) -> list[str]:
+    """The role's users with an address; an escalation falls back to DPO_EMAIL."""
+    role = "dpo" if deadline.action == ESCALATE else deadline.role
+    found = users.addresses_of(role) if role else []
+    if found or deadline.action != ESCALATE:
+        return found
+    try:
+        fallback = users.check_email(current_app.config.get("DPO_EMAIL"))
+    except Unprocessable:
+        logger.warning("deadline %s: DPO_EMAIL is not a mail address", deadline.id)
+        return []
+    return [fallback] if fallback else []
+
+
+def _alert_text(deadline: Deadline) -> tuple[str, list[str]]:
+    """Subject and paragraphs naming the case and its rule, never the data subject."""
+    about = _legal_of(deadline)
+    case = deadlines.instances_of([deadline]).get(deadline.instance_id, {})
+    process = case.get("process") or case.get("process_id") or "a process"
+    reference = case.get("business_key")
+    fired_at = deadline.closed_at or clock.now()
+    status = _how_far(about.due_at, fired_at)
+    case_part = f", case {reference}" if reference else ""
+    named = f"'{about.name}' of {process}{case_part}"
+    if deadline.action == ESCALATE:
+        subject = f"Deadline missed: {named}"
+        opening = f"The {_kind(about.kind)} '{about.name}' has passed unmet."
+    else:
+        subject = f"Deadline reminder: {named}, {status}"
+        opening = f"The {_kind(deadline.kind)} '{deadline.name}' fell due."
+    paragraphs = [
+        opening,
+        f"Process: {process}",
+        f"Instance: {deadline.instance_id}",
+        *([f"Case reference: {reference}"] if reference else []),
+        f"Deadline: {about.name} ({_kind(about.kind)})",
+        f"Rule: {_rule_text(about)}",
+        f"Due: {_local(about.due_at)}, {status}",
+        f"Instance page: {_instance_page(deadline.instance_id)}",
+    ]
+    return subject, paragraphs
+
+
+def _legal_of(deadline: Deadline) -> Deadline:
+    """The deadline a target or reminder counts back from; otherwise itself."""
+    parent = deadline.rule.get("of")
+    if not parent:
+        return deadline
+    found = db.session.scalar(
+        select(Deadline)
+        .where(Deadline.instance_id == deadline.instance_id, Deadline.name == parent)
+        .order_by(Deadline.id.desc())
+        .limit(1)
+    )
+    return found or deadline
+
+
+KIND_WORDS = {
+    "legal": "legal deadline",
+    "internal_target": "internal target",
+    "reminder": "reminder",
+    "escalation": "escalation",
+    "bpmn_timer": "timer",
+}
+
+
+def _kind(kind: str) -> str:
+    return KIND_WORDS.get(kind, kind)
+
+
+def _rule_text(deadline: Deadline) -> str:
+    rule = deadline.rule
+    parts = [
+        rule.get("article") or "no article named",
+        f"period {rule['period']}" if rule.get("period") else None,
+        rule.get("rule"),
+    ]
+    return ", ".join(part for part in parts if part)
+
+
+def _local(moment: datetime) -> str:
+    """The moment on the organisation's clock, e.g. '2 April 2026, 23:59 CEST'."""
+    local = moment.astimezone(deadlines.calendar().zone)
+    return f"{local.day} {local:%B %Y, %H:%M %Z}"
+
+
+def _how_far(due_at: datetime, now: datetime) -> str:
+    if due_at <= now:
+        return f"overdue by {_span(now - due_at)}"
+    return f"due in {_span(due_at - now)}"
+
+
+def _span(delta: timedelta) -> str:
+    if delta >= timedelta(days=1):
+        return _count(delta.days, "day")
+    if delta >= timedelta(hours=1):
+        return _count(int(delta.total_seconds() // 3600), "hour")
+    return "less than an hour"
+
+
+def _count(n: int, unit: str) -> str:
+    return f"{n} {unit}" if n == 1 else f"{n} {unit}s"
+
+
+def _instance_page(instance_id: str) -> str:
+    base = str(current_app.config.get("PUBLIC_BASE_URL") or "").rstrip("/")
+    return f"{base}/instances/{instance_id}"
 
 
 def next_due_at() -> datetime | None:
@@ -305,3 +435,64 @@ class DeadlineScheduler:
         self.sweeps += 1
         wake = clock.now() + self.poll
         self._plan(min(upcoming, wake) if upcoming else wake)
+
+
+_started: list[DeadlineScheduler] = []
+_starting = threading.Lock()
+
+
+def start_once(app: Flask) -> DeadlineScheduler:
+    """This process's scheduler: started by the first call, reused by any later one.
+
+    A second scheduler in one process would only sweep the same rows again;
+    processes coordinate through the database, threads need not.
+    """
+    with _starting:
+        if not _started:
+            runner = DeadlineScheduler(app, app.config["SCHEDULER_POLL_SECONDS"])
+            runner.start()
+            atexit.register(runner.shutdown)
+            _started.append(runner)
+            _watch_commits()
+        app.extensions["gdpr.scheduler"] = _started[0]
+        return _started[0]
+
+
+def _watch_commits() -> None:
+    listeners = {
+        "after_flush": _note_due_times,
+        "after_commit": _nudge_after_commit,
+        "after_rollback": _forget_due_times,
+    }
+    for name, listener in listeners.items():
+        if not event.contains(db.session, name, listener):
+            event.listen(db.session, name, listener)
+
+
+def _note_due_times(session: Session, _flush: object) -> None:
+    """Remember the earliest due time this flush gave a pending deadline."""
+    for row in (*session.new, *session.dirty):
+        if not isinstance(row, Deadline):
+            continue
+        tracked = inspect(row)
+        set_to = tracked.attrs.due_at.history.added
+        if not set_to or tracked.dict.get("state", PENDING) != PENDING:
+            continue
+        earliest = session.info.get(EARLIEST_DUE)
+        due = set_to[0] if earliest is None else min(earliest, set_to[0])
+        session.info[EARLIEST_DUE] = due
+
+
+def _nudge_after_commit(session: Session) -> None:
+    # A deadline made here may fall due before the next planned sweep, which
+    # would otherwise only see it after SCHEDULER_POLL_SECONDS.
+    earliest = session.info.pop(EARLIEST_DUE, None)
+    if earliest is None or not has_app_context():
+        return
+    runner = current_app.extensions.get("gdpr.scheduler")
+    if runner is not None:
+        runner.nudge(earliest)
+
+
+def _forget_due_times(session: Session) -> None:
+    session.info.pop(EARLIEST_DUE, None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 
 from sqlalchemy import select
@@ -14,6 +15,12 @@ from app.models import ApiToken, User
 from app.services import audit
 
 TOKEN_PREFIX = "gws_"
+# One address, nothing a mail header could split: no spaces, commas or brackets.
+EMAIL = re.compile(
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
+)
+EMAIL_MAX = 254
 
 
 def token_digest(token: str) -> str:
@@ -21,7 +28,12 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_user(name: str, roles: list[str], actor_id: int | None = None) -> User:
+def create_user(
+    name: str,
+    roles: list[str],
+    actor_id: int | None = None,
+    email: str | None = None,
+) -> User:
     unknown = sorted(set(roles) - set(ROLES))
     if unknown:
         raise Unprocessable(
@@ -30,10 +42,41 @@ def create_user(name: str, roles: list[str], actor_id: int | None = None) -> Use
         )
     if db.session.scalar(select(User.id).where(User.name == name)) is not None:
         raise Conflict(f"A user named '{name}' already exists.", code="user-exists")
+    address = check_email(email)
     user = User(name=name, roles=sorted(set(roles)))
     db.session.add(user)
     db.session.flush()
     audit.record("user.created", actor_id=actor_id, user_id=user.id, roles=user.roles)
+    if address is not None:
+        set_email(user, address, actor_id)
+    return user
+
+
+def check_email(value: str | None) -> str | None:
+    """The address trimmed, None for none or blank, or a 422 naming `email`."""
+    address = (value or "").strip()
+    if not address:
+        return None
+    if len(address) > EMAIL_MAX or not EMAIL.fullmatch(address):
+        raise Unprocessable(
+            "The email is not a single mail address such as name@example.org.",
+            errors=[{"field": "email", "message": "must be a mail address"}],
+        )
+    return address
+
+
+def set_email(user: User, value: str | None, actor_id: int | None = None) -> User:
+    """Set or (with None or "") clear the user's address; the audit keeps no value."""
+    address = check_email(value)
+    if address == user.email:
+        return user
+    user.email = address
+    audit.record(
+        "user.email_changed",
+        actor_id=actor_id,
+        user_id=user.id,
+        cleared=address is None,
+    )
     return user
 
 
@@ -63,6 +106,16 @@ def names_of(user_ids: set[int | None]) -> dict[int, str]:
         return {}
     rows = db.session.execute(select(User.id, User.name).where(User.id.in_(wanted)))
     return {user_id: name for user_id, name in rows}
+
+
+def addresses_of(role: str) -> list[str]:
+    """The mail address of each active user holding the role who has one."""
+    found = db.session.scalars(
+        select(User)
+        .where(User.active.is_(True), User.email.is_not(None))
+        .order_by(User.id)
+    )
+    return [user.email for user in found if user.has_role(role) and user.email]
 
 
 def list_users() -> list[User]:

@@ -145,3 +145,113 @@ def test_tokens_are_stored_hashed(app, admin):
         stored = [row.token_sha256 for row in db.session.query(ApiToken)]
     assert admin.token not in stored
     assert all(len(digest) == 64 for digest in stored)
+
+
+def _audited(app, action):
+    from app.models import AuditEvent
+
+    with app.app_context():
+        rows = db.session.query(AuditEvent).filter(AuditEvent.action == action)
+        return [row.details for row in rows]
+
+
+def _patch(caller, user_id, body):
+    return caller.client.patch(
+        f"/api/v1/users/{user_id}",
+        json=body,
+        headers={"Authorization": f"Bearer {caller.token}"},
+    )
+
+
+def test_admins_give_a_user_an_email_that_only_the_users_api_shows(app, admin):
+    created = admin.post(
+        "/api/v1/users",
+        json={"name": "dina", "roles": ["dpo"], "email": " dina@example.org "},
+    )
+
+    assert created.status_code == 201
+    assert created.get_json()["email"] == "dina@example.org"
+    listed = {u["name"]: u for u in admin.get("/api/v1/users").get_json()["items"]}
+    assert listed["dina"]["email"] == "dina@example.org"
+    assert listed["ada"]["email"] is None
+    [changed] = _audited(app, "user.email_changed")
+    assert changed == {"user_id": created.get_json()["id"], "cleared": False}
+
+
+@pytest.mark.parametrize("cleared_with", ["", None], ids=["empty", "null"])
+def test_admins_change_and_clear_a_users_email(app, admin, make_user, cleared_with):
+    dina = make_user("dina", "dpo")
+
+    changed = _patch(admin, dina.user_id, {"email": "dina@example.org"})
+    cleared = _patch(admin, dina.user_id, {"email": cleared_with})
+
+    assert changed.status_code == 200
+    assert changed.get_json()["email"] == "dina@example.org"
+    assert cleared.status_code == 200
+    assert cleared.get_json()["email"] is None
+    details = _audited(app, "user.email_changed")
+    assert details == [
+        {"user_id": dina.user_id, "cleared": False},
+        {"user_id": dina.user_id, "cleared": True},
+    ]
+    assert "dina@example.org" not in str(_audited(app, "user.created"))
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "no-at-sign.example.org",
+        "two@@example.org",
+        "dina@example.org, eve@example.org",
+        "Dina <dina@example.org>",
+        "dina@example.org\r\nBcc: eve@example.org",
+        "dina@localhost",
+        "a" * 250 + "@example.org",
+        12,
+    ],
+    ids=[
+        "no-at",
+        "two-ats",
+        "two-addresses",
+        "display-name",
+        "header",
+        "no-tld",
+        "too-long",
+        "number",
+    ],
+)
+def test_a_bad_email_is_a_422_naming_email_and_changes_nothing(
+    app, admin, make_user, address
+):
+    dina = make_user("dina", "dpo")
+
+    created = admin.post(
+        "/api/v1/users", json={"name": "eve", "roles": ["dpo"], "email": address}
+    )
+    patched = _patch(admin, dina.user_id, {"email": address})
+
+    for reply in (created, patched):
+        assert reply.status_code == 422
+        assert reply.mimetype == "application/problem+json"
+        assert [e["field"] for e in reply.get_json()["errors"]] == ["email"]
+        assert str(address)[:20] not in reply.get_data(as_text=True)
+    names = [u["name"] for u in admin.get("/api/v1/users").get_json()["items"]]
+    assert "eve" not in names
+    assert _audited(app, "user.email_changed") == []
+
+
+def test_an_email_change_needs_an_admin(make_user, dpo):
+    other = make_user("dina", "dpo")
+
+    assert _patch(dpo, other.user_id, {"email": "x@example.org"}).status_code == 403
+    anonymous = dpo.client.patch(
+        f"/api/v1/users/{other.user_id}", json={"email": "x@example.org"}
+    )
+    assert anonymous.status_code == 401
+
+
+def test_an_email_for_an_unknown_user_is_a_404(admin):
+    reply = _patch(admin, 9999, {"email": "x@example.org"})
+
+    assert reply.status_code == 404
+    assert reply.get_json()["code"] == "not-found"
