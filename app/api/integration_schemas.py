@@ -23,6 +23,7 @@ from app.models.integrations import (
     WEBHOOK_ACTIONS,
     WEBHOOK_DELIVERY_STATUSES,
 )
+from app.services import events
 from app.services.events import EVENT_TYPES
 from app.services.opendsr import REQUEST_TYPES
 
@@ -158,12 +159,18 @@ def _no_credentials(url: str) -> None:
         raise ValidationError("Put no credentials in the URL: requests are signed.")
 
 
+def _allowed_destination(url: str) -> None:
+    reason = events.refusal(url)
+    if reason is not None:
+        raise ValidationError(reason)
+
+
 class SubscriberCreateSchema(Schema):
     url = fields.Url(
         required=True,
         schemes={"http", "https"},
         require_tld=False,
-        validate=[validate.Length(max=2000), _no_credentials],
+        validate=[validate.Length(max=2000), _no_credentials, _allowed_destination],
     )
     event_types = fields.List(
         fields.String(validate=validate.OneOf((*EVENT_TYPES, "*"))),

@@ -37,7 +37,10 @@ HEADERS = [
         "name": "Idempotency-Key",
         "required": False,
         "schema": {"type": "string", "maxLength": 255},
-        "description": "A repeat with the same key gets the first reply.",
+        "description": (
+            "A repeat of a processed request gets the first reply; a rejected "
+            "request does not hold its key. OpenDSR: defaults to subject_request_id."
+        ),
     },
 ]
 

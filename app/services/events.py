@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
+import ipaddress
 import json
 import logging
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -11,12 +14,14 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import current_app
 from sqlalchemy import or_, select
 
 from app.extensions import db
 from app.models import (
+    Deadline,
     Instance,
     OutboundDelivery,
     OutboundEvent,
@@ -24,6 +29,7 @@ from app.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
+from app.models.deadlines import CANCELLED
 from app.models.integrations import (
     ACTIVE,
     GAVE_UP,
@@ -94,10 +100,11 @@ def request_status(
     event = _event(
         REQUEST_STATUS,
         {
-            "request_id": instance.business_key if instance else None,
+            "subject_request_id": instance.business_key if instance else None,
             "instance_id": instance_id,
             "request_status": status,
             "status_time": utcnow().isoformat(),
+            "expected_completion_time": _legal_due_at(instance_id),
         },
     )
     for url in urls:
@@ -108,6 +115,21 @@ def request_status(
         )
     db.session.flush()
     return event
+
+
+def _legal_due_at(instance_id: str) -> str | None:
+    """When the request must be answered by law: its earliest live legal deadline."""
+    due_at = db.session.scalar(
+        select(Deadline.due_at)
+        .where(
+            Deadline.instance_id == instance_id,
+            Deadline.kind == "legal",
+            Deadline.state != CANCELLED,
+        )
+        .order_by(Deadline.due_at)
+        .limit(1)
+    )
+    return due_at.isoformat() if due_at else None
 
 
 def _event(event_type: str, payload: dict[str, Any]) -> OutboundEvent:
@@ -241,12 +263,97 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_opener = urllib.request.build_opener(_NoRedirects)
+SCHEMES = ("http", "https")
+NOT_PUBLIC = (
+    "The host is a loopback, link-local, private or otherwise non-public address."
+)
+
+
+class _NotPublic(OSError):
+    """An outbound POST would reach an address the settings do not allow."""
+
+
+def refusal(url: str) -> str | None:
+    """Why nothing may be sent to this URL, or None.
+
+    Anyone who can name a URL (an admin, or a webhook sender's callbacks) would
+    otherwise make this service POST into its own network. A host name is resolved
+    and every address checked; one that does not resolve now is not refused here,
+    since every delivery checks again (DNS can change).
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in SCHEMES or not parts.hostname:
+        return "Only http and https URLs are sent to."
+    if current_app.config["OUTBOUND_ALLOW_PRIVATE"]:
+        return None
+    if not all(_public(address) for address in _addresses(parts.hostname)):
+        return NOT_PUBLIC
+    return None
+
+
+def _addresses(host: str) -> list[str]:
+    try:
+        found = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return []
+    return [str(entry[4][0]) for entry in found]
+
+
+def _public(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return ip.is_global and not ip.is_multicast
+
+
+def _check_peer(sock: socket.socket) -> None:
+    # The address actually connected to: a name that resolved to a public address
+    # a moment ago may resolve to a private one now (DNS rebinding).
+    if current_app.config["OUTBOUND_ALLOW_PRIVATE"] or _public(sock.getpeername()[0]):
+        return
+    sock.close()
+    raise _NotPublic(NOT_PUBLIC)
+
+
+class _PublicHTTPConnection(http.client.HTTPConnection):
+    def connect(self) -> None:
+        super().connect()
+        _check_peer(self.sock)
+
+
+class _PublicHTTPSConnection(http.client.HTTPSConnection):
+    def connect(self) -> None:
+        super().connect()
+        _check_peer(self.sock)
+
+
+class _PublicHTTPHandler(urllib.request.HTTPHandler):
+    # Through a proxy the peer is the proxy; the target was checked by `refusal`.
+    def http_open(self, req: urllib.request.Request) -> Any:
+        direct = not req.has_proxy()
+        connection = _PublicHTTPConnection if direct else http.client.HTTPConnection
+        return self.do_open(connection, req)
+
+
+class _PublicHTTPSHandler(urllib.request.HTTPSHandler):
+    def https_open(self, req: urllib.request.Request) -> Any:
+        direct = getattr(req, "_tunnel_host", None) is None
+        connection = _PublicHTTPSConnection if direct else http.client.HTTPSConnection
+        return self.do_open(connection, req, context=getattr(self, "_context", None))
+
+
+_opener = urllib.request.build_opener(
+    _NoRedirects, _PublicHTTPHandler, _PublicHTTPSHandler
+)
 
 
 def _send(job: _Job) -> _Result:
     """One signed POST; the status code, or a short error. No body is read."""
     assert job.secret is not None
+    refused = refusal(job.url)
+    if refused is not None:
+        return _Result(None, refused)
     headers = {
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,

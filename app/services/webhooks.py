@@ -22,7 +22,7 @@ from app.errors import (
     Unprocessable,
 )
 from app.extensions import db
-from app.models import Instance, WebhookDelivery, WebhookEndpoint
+from app.models import Instance, ProcessDefinition, WebhookDelivery, WebhookEndpoint
 from app.models.integrations import (
     DELIVER_MESSAGE,
     FAILED,
@@ -67,6 +67,7 @@ def create_endpoint(
         raise Conflict(
             f"A webhook endpoint named '{name}' exists.", code="endpoint-exists"
         )
+    _require_deployed(action, mapping)
     endpoint = WebhookEndpoint(
         name=name,
         action=action,
@@ -85,6 +86,44 @@ def create_endpoint(
     )
     logger.info("webhook endpoint %s created (%s)", name, action)
     return endpoint
+
+
+def _require_deployed(action: str, mapping: dict[str, Any]) -> None:
+    """An endpoint that starts a process nobody deployed would refuse every request."""
+    named = _mapped_processes(action, mapping)
+    deployed = set(
+        db.session.scalars(
+            select(ProcessDefinition.bpmn_process_id).where(
+                ProcessDefinition.bpmn_process_id.in_(set(named.values()))
+            )
+        )
+    )
+    missing = {
+        field: process for field, process in named.items() if process not in deployed
+    }
+    if not missing:
+        return
+    names = ", ".join(sorted({f"'{process}'" for process in missing.values()}))
+    raise Unprocessable(
+        f"No process {names} is deployed: deploy it before its endpoint.",
+        code="process-not-deployed",
+        errors=[
+            {"field": field, "message": f"No process '{process}' is deployed."}
+            for field, process in sorted(missing.items())
+        ],
+    )
+
+
+def _mapped_processes(action: str, mapping: dict[str, Any]) -> dict[str, str]:
+    """The process ids an endpoint starts, by the request field that names each."""
+    if action == START_PROCESS:
+        return {"process_id": mapping["process_id"]}
+    if action == OPENDSR:
+        return {
+            f"request_processes.{request_type}": process
+            for request_type, process in mapping["request_processes"].items()
+        }
+    return {}
 
 
 def list_endpoints() -> list[WebhookEndpoint]:
@@ -195,12 +234,16 @@ def _refuse(
 
 def _store(endpoint: WebhookEndpoint, request: SignedRequest) -> int:
     """Commit the verified request before anything acts on it; the id to process."""
-    key = _idempotency_key(endpoint, request.idempotency_key)
+    key = _idempotency_key(endpoint, request)
     digest = hashlib.sha256(request.body).hexdigest()
-    if key is not None:
-        existing = _by_key(endpoint.id, key)
-        if existing is not None:
-            return _same_request(endpoint, existing, digest)
+    existing = _by_key(endpoint.id, key) if key is not None else None
+    if existing is not None and existing.status != REJECTED:
+        return _same_request(endpoint, existing, digest)
+    if existing is not None:
+        # A rejection started and changed nothing (no instance waited yet, the
+        # body did not fit): the key is free again, and the repeat a new delivery.
+        existing.idempotency_key = None
+        db.session.flush()
     delivery = WebhookDelivery(
         endpoint_id=endpoint.id,
         endpoint_name=endpoint.name,
@@ -221,10 +264,11 @@ def _store(endpoint: WebhookEndpoint, request: SignedRequest) -> int:
     return delivery.id
 
 
-def _idempotency_key(endpoint: WebhookEndpoint, header: str | None) -> str | None:
-    if header is None:
-        return None
-    key = header.strip()
+def _idempotency_key(endpoint: WebhookEndpoint, request: SignedRequest) -> str | None:
+    """The header's key; for OpenDSR without one, the request's own id."""
+    if request.idempotency_key is None:
+        return _opendsr_key(endpoint, request.body)
+    key = request.idempotency_key.strip()
     if not key or len(key) > 255:
         raise _refuse(
             endpoint,
@@ -235,6 +279,16 @@ def _idempotency_key(endpoint: WebhookEndpoint, header: str | None) -> str | Non
             ),
         )
     return key
+
+
+def _opendsr_key(endpoint: WebhookEndpoint, raw: bytes) -> str | None:
+    if endpoint.action != OPENDSR:
+        return None
+    try:
+        body = json.loads(raw)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    return opendsr.subject_request_id(body)
 
 
 def _by_key(endpoint_id: int, key: str | None) -> WebhookDelivery | None:
@@ -254,7 +308,8 @@ def _same_request(
             endpoint,
             endpoint.name,
             Conflict(
-                "This Idempotency-Key was used before with another body.",
+                "This Idempotency-Key (or OpenDSR subject_request_id) was used "
+                "before with another body.",
                 code="idempotency-key-reused",
             ),
         )
@@ -494,8 +549,24 @@ def _start_request(body: Any, processes: dict[str, str]) -> Instance:
             code="request-type-not-accepted",
             errors=[{"field": "subject_request_type", "message": "Not accepted here."}],
         )
+    _check_callbacks(request["status_callback_urls"])
     data = opendsr.instance_data(request)
-    return instances.start(process_id, data, request.get("request_id"), None)
+    return instances.start(process_id, data, request["subject_request_id"], None)
+
+
+def _check_callbacks(urls: list[str]) -> None:
+    """Status callbacks go only where the outbound settings allow."""
+    refused = [
+        {"field": f"status_callback_urls.{index}", "message": reason}
+        for index, url in enumerate(urls)
+        if (reason := events.refusal(url)) is not None
+    ]
+    if refused:
+        raise Unprocessable(
+            "A status callback URL is not a public address.",
+            code="opendsr-invalid",
+            errors=refused,
+        )
 
 
 def _field_errors(nested: Any, path: str = "") -> list[dict[str, Any]]:

@@ -185,7 +185,7 @@ def test_an_opendsr_webhook_request_enters_the_same_intake(
             },
         ],
         "submitted_time": "2026-03-01T09:30:00Z",
-        "status_callback_urls": ["http://127.0.0.1:9/status"],
+        "status_callback_urls": ["https://requests.example/status"],
     }
 
     reply = send(

@@ -153,9 +153,11 @@ def test_a_system_notice_covers_each_purpose_of_its_fields(dpo):
 
 
 def test_the_notice_says_how_to_exercise_the_rights_through_this_service(
-    dpo, make_endpoint
+    dpo, make_endpoint, review_process
 ):
-    make_endpoint("dsr", "opendsr", request_processes={"access": "dsar_access"})
+    make_endpoint(
+        "dsr", "opendsr", request_processes={"access": "data_subject_request"}
+    )
 
     exercise = generate(dpo, "purpose:bookkeeping")["content"]["exercise"]
 

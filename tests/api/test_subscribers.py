@@ -51,6 +51,52 @@ def test_a_subscriber_that_is_not_valid_is_a_422(admin, body, field):
     assert field in [error["field"] for error in reply.get_json()["errors"]]
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8080/hook",
+        "http://localhost/hook",
+        "http://169.254.169.254/latest/meta-data",
+        "https://192.168.1.20/hook",
+        "https://172.16.0.1/hook",
+        "http://[::1]/hook",
+        "http://[fd00::1]/hook",
+        "http://0.0.0.0:5000/hook",
+        "http://100.64.0.1/hook",
+    ],
+)
+def test_a_subscriber_on_a_non_public_address_is_refused(app, admin, url):
+    reply = admin.post("/api/v1/subscribers", json={"url": url, "event_types": ["*"]})
+
+    assert reply.status_code == 422
+    problem = reply.get_json()
+    assert problem["code"] == "validation-failed"
+    assert [error["field"] for error in problem["errors"]] == ["url"]
+    assert admin.get("/api/v1/subscribers").get_json()["items"] == []
+
+
+def test_a_private_subscriber_is_allowed_when_the_setting_says_so(
+    app, admin, monkeypatch
+):
+    monkeypatch.setitem(app.config, "OUTBOUND_ALLOW_PRIVATE", True)
+
+    reply = admin.post(
+        "/api/v1/subscribers",
+        json={"url": "http://10.0.0.7:8080/hook", "event_types": ["*"]},
+    )
+
+    assert reply.status_code == 201
+
+
+def test_a_subscriber_on_a_public_address_is_accepted(admin):
+    reply = admin.post(
+        "/api/v1/subscribers",
+        json={"url": "https://93.184.215.14/hook", "event_types": ["*"]},
+    )
+
+    assert reply.status_code == 201
+
+
 def test_the_delivery_log_lists_a_subscribers_deliveries(app, admin, subscriber):
     with app.app_context():
         events.emit("task.created", {"task_guid": "t-1"})

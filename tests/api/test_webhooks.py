@@ -19,11 +19,13 @@ from tests.conftest import DATA
 ORDER = (DATA / "order_payment.bpmn").read_bytes()
 INTAKE = document(chain("dsar_access", user_task("review", "Review the request")))
 EMAIL = "jane.doe@example.org"
+CALLBACK = "https://requests.example/status"
 
 
 def _request(**overrides):
+    """An OpenDSR request; `request_id=` sends the older name of its id instead."""
     body = {
-        "request_id": "REQ-1",
+        "subject_request_id": "REQ-1",
         "subject_request_type": "access",
         "subject_identities": [
             {
@@ -33,9 +35,11 @@ def _request(**overrides):
             }
         ],
         "submitted_time": "2026-12-01T09:30:00Z",
-        # Loopback on the discard port: a callback here is refused, never sent out.
-        "status_callback_urls": ["http://127.0.0.1:9/status"],
+        # A reserved name that never resolves: nothing is ever sent there.
+        "status_callback_urls": [CALLBACK],
     }
+    if "request_id" in overrides:
+        del body["subject_request_id"]
     body.update(overrides)
     return body
 
@@ -77,6 +81,7 @@ def _deliveries(app):
                 "error_code": row.error_code,
                 "body_kept": row.body is not None,
                 "instance_id": row.instance_id,
+                "idempotency_key": row.idempotency_key,
             }
             for row in rows
         ]
@@ -118,6 +123,7 @@ def test_a_signed_request_starts_the_mapped_process(app, deploy, make_endpoint, 
             "error_code": None,
             "body_kept": False,
             "instance_id": accepted["instance_id"],
+            "idempotency_key": None,
         }
     ]
 
@@ -154,10 +160,40 @@ def test_an_opendsr_request_starts_its_process_with_the_subject_identities(
             }
         ],
         "submitted_at": "2026-12-01T09:30:00+00:00",
-        # Loopback on the discard port: a callback here is refused, never sent out.
-        "status_callback_urls": ["http://127.0.0.1:9/status"],
-        "request_id": "REQ-1",
+        "status_callback_urls": [CALLBACK],
+        "subject_request_id": "REQ-1",
     }
+
+
+def test_the_older_request_id_is_still_the_business_key(app, intake, send):
+    reply = send("dsr", _request(request_id="REQ-9"), intake["secret"])
+
+    assert reply.status_code == 202
+    with app.app_context():
+        instance = db.session.get(Instance, reply.get_json()["instance_id"])
+        assert instance.business_key == "REQ-9"
+
+
+def test_an_opendsr_request_sent_twice_starts_one_instance(app, intake, send):
+    first = send("dsr", _request(), intake["secret"])
+    again = send("dsr", _request(), intake["secret"])
+
+    assert again.status_code == first.status_code == 202
+    assert again.get_json() == first.get_json()
+    assert _count_instances(app) == 1
+    assert [row["idempotency_key"] for row in _deliveries(app)] == ["REQ-1"]
+
+
+def test_the_same_request_id_with_another_body_is_a_conflict(app, intake, send):
+    send("dsr", _request(), intake["secret"])
+
+    reply = send(
+        "dsr", _request(submitted_time="2026-12-02T09:30:00Z"), intake["secret"]
+    )
+
+    assert reply.status_code == 409
+    assert reply.get_json()["code"] == "idempotency-key-reused"
+    assert _count_instances(app) == 1
 
 
 def _later(monkeypatch, minutes):
@@ -247,6 +283,60 @@ REFUSALS = [
         "callback-not-http",
         "dsr",
         _request(status_callback_urls=["ftp://requests.example/status"]),
+        "signed",
+        422,
+        "opendsr-invalid",
+        "status_callback_urls.0",
+    ),
+    (
+        "callback-loopback",
+        "dsr",
+        _request(status_callback_urls=["http://127.0.0.1:9/status"]),
+        "signed",
+        422,
+        "opendsr-invalid",
+        "status_callback_urls.0",
+    ),
+    (
+        "callback-localhost",
+        "dsr",
+        _request(status_callback_urls=[CALLBACK, "http://localhost:8080/admin"]),
+        "signed",
+        422,
+        "opendsr-invalid",
+        "status_callback_urls.1",
+    ),
+    (
+        "callback-cloud-metadata",
+        "dsr",
+        _request(status_callback_urls=["http://169.254.169.254/latest/meta-data"]),
+        "signed",
+        422,
+        "opendsr-invalid",
+        "status_callback_urls.0",
+    ),
+    (
+        "callback-private-network",
+        "dsr",
+        _request(status_callback_urls=["https://10.1.2.3/status"]),
+        "signed",
+        422,
+        "opendsr-invalid",
+        "status_callback_urls.0",
+    ),
+    (
+        "callback-ipv6-loopback",
+        "dsr",
+        _request(status_callback_urls=["http://[::1]:9/status"]),
+        "signed",
+        422,
+        "opendsr-invalid",
+        "status_callback_urls.0",
+    ),
+    (
+        "callback-decimal-loopback",
+        "dsr",
+        _request(status_callback_urls=["http://2130706433/status"]),
         "signed",
         422,
         "opendsr-invalid",
@@ -344,15 +434,49 @@ def test_a_repeated_idempotency_key_gets_the_first_reply_and_one_instance(
     assert len(_deliveries(app)) == 1
 
 
-def test_a_repeated_key_replays_a_rejection_too(app, intake, send):
+def test_a_rejection_does_not_bind_its_key(app, intake, send):
     body = _request(subject_request_type="erasure")
 
     first = send("dsr", body, intake["secret"], key="req-2")
     again = send("dsr", body, intake["secret"], key="req-2")
 
     assert again.status_code == first.status_code == 422
-    assert again.get_json() == first.get_json()
-    assert len(_deliveries(app)) == 1
+    assert again.get_json()["delivery_id"] != first.get_json()["delivery_id"]
+    assert [row["status"] for row in _deliveries(app)] == ["rejected", "rejected"]
+    assert _count_instances(app) == 0
+
+
+def test_a_message_nobody_waited_for_is_delivered_when_sent_again_later(
+    app, payments, send, start_instance, dpo
+):
+    endpoint, _order = payments
+    body = {"order": {"id": "A-2"}, "amount": 80}
+    early = send("payments", body, endpoint["secret"], key="pay-A-2")
+    assert early.status_code == 404
+    assert early.get_json()["code"] == "no-waiting-instance"
+
+    order = start_instance("order_payment", data={"order_id": "A-2"})
+    reply = send("payments", body, endpoint["secret"], key="pay-A-2")
+    repeat = send("payments", body, endpoint["secret"], key="pay-A-2")
+
+    assert reply.status_code == repeat.status_code == 202
+    assert reply.get_json()["instance_id"] == order["id"]
+    assert repeat.get_json() == reply.get_json()
+    logged = _deliveries(app)
+    assert [row["status"] for row in logged] == ["rejected", "processed"]
+    assert [row["idempotency_key"] for row in logged] == [None, "pay-A-2"]
+    queue = dpo.get(f"/api/v1/tasks?instance_id={order['id']}").get_json()["items"]
+    assert [task["bpmn_id"] for task in queue] == ["ship"]
+
+
+def test_a_rejected_request_id_may_come_again_with_a_fixed_body(app, intake, send):
+    refused = send("dsr", _request(subject_identities=[]), intake["secret"])
+    assert refused.status_code == 422
+
+    reply = send("dsr", _request(), intake["secret"])
+
+    assert reply.status_code == 202
+    assert _count_instances(app) == 1
 
 
 def test_a_key_used_again_with_another_body_is_a_conflict(app, intake, send):
@@ -523,6 +647,106 @@ def test_an_endpoint_that_does_not_fit_its_action_is_a_422(admin, body, field):
 
     assert reply.status_code == 422
     assert field in [error["field"] for error in reply.get_json()["errors"]]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (
+            {"name": "x", "action": "start_process", "process_id": "order_intake"},
+            "process_id",
+        ),
+        (
+            {
+                "name": "x",
+                "action": "opendsr",
+                "request_processes": {
+                    "access": "dsar_access",
+                    "erasure": "order_intake",
+                },
+            },
+            "request_processes.erasure",
+        ),
+    ],
+    ids=["start-process", "opendsr"],
+)
+def test_an_endpoint_for_a_process_not_deployed_is_refused(
+    app, admin, deploy, body, field
+):
+    assert deploy(INTAKE, "dsar_access.bpmn").status_code == 201
+
+    reply = admin.post("/api/v1/webhooks/endpoints", json=body)
+
+    assert reply.status_code == 422
+    problem = reply.get_json()
+    assert problem["code"] == "process-not-deployed"
+    assert "'order_intake'" in problem["detail"]
+    assert [error["field"] for error in problem["errors"]] == [field]
+    assert admin.get("/api/v1/webhooks/endpoints").get_json()["items"] == []
+
+
+README_ENDPOINT = {
+    "name": "dsr",
+    "action": "opendsr",
+    "request_processes": {
+        "access": "data_subject_request",
+        "erasure": "data_subject_request",
+        "portability": "data_subject_request",
+        "rectification": "data_subject_request",
+        "restriction": "data_subject_request",
+        "objection": "data_subject_request",
+    },
+}
+README_BODY = {
+    "subject_request_id": "REQ-1",
+    "subject_request_type": "access",
+    "subject_identities": [
+        {
+            "identity_type": "email",
+            "identity_value": "jane@example.org",
+            "identity_format": "raw",
+        }
+    ],
+    "submitted_time": "2026-12-01T09:30:00Z",
+    "status_callback_urls": ["https://requests.example/status"],
+}
+
+
+def test_the_readme_example_starts_the_bundled_request_process(
+    app, review_process, admin, send
+):
+    created = admin.post("/api/v1/webhooks/endpoints", json=README_ENDPOINT)
+    assert created.status_code == 201, created.get_json()
+
+    reply = send("dsr", README_BODY, created.get_json()["secret"], key="REQ-1")
+
+    assert reply.status_code == 202, reply.get_json()
+    with app.app_context():
+        instance = db.session.get(Instance, reply.get_json()["instance_id"])
+        assert instance.business_key == "REQ-1"
+        assert instance.bpmn_process_id == "data_subject_request"
+
+
+def test_the_readme_start_example_starts_the_bundled_review(
+    app, review_process, make_endpoint, send
+):
+    endpoint = make_endpoint(
+        "reviews",
+        "start_process",
+        process_id="two_step_review",
+        data_fields={"ticket": "ticket.id"},
+        business_key_field="ticket.id",
+    )
+
+    reply = send("reviews", {"ticket": {"id": "T-7"}}, endpoint["secret"])
+
+    assert reply.status_code == 202, reply.get_json()
+    with app.app_context():
+        instance = db.session.get(Instance, reply.get_json()["instance_id"])
+        assert (instance.bpmn_process_id, instance.business_key) == (
+            "two_step_review",
+            "T-7",
+        )
 
 
 def test_an_endpoint_name_is_taken_once(admin, intake):

@@ -129,8 +129,12 @@ def test_a_json_body_nested_too_deeply_is_a_400(app, make_user):
     assert not wrong, "\n".join(wrong)
 
 
-def test_a_signed_webhook_nested_too_deeply_is_refused(make_endpoint, send):
-    endpoint = make_endpoint("dsr", "opendsr", request_processes={"access": "x"})
+def test_a_signed_webhook_nested_too_deeply_is_refused(
+    make_endpoint, send, review_process
+):
+    endpoint = make_endpoint(
+        "dsr", "opendsr", request_processes={"access": "two_step_review"}
+    )
 
     reply = send("dsr", DEEP_JSON, endpoint["secret"])
 

@@ -35,7 +35,8 @@ class Receiver:
 
 
 @pytest.fixture
-def receiver():
+def receiver(app, monkeypatch):
+    monkeypatch.setitem(app.config, "OUTBOUND_ALLOW_PRIVATE", True)  # it is loopback
     recorder = Receiver()
 
     class Handler(BaseHTTPRequestHandler):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -15,7 +17,8 @@ from app.extensions import db
 from app.models import AuditEvent, OutboundDelivery, OutboundEvent, Subscriber
 from app.models.integrations import PAUSED
 from app.models.types import utcnow
-from app.services import events, signatures, subscribers
+from app.services import definitions, events, letters, signatures, subscribers
+from tests.api.test_webhooks import _request
 
 
 def _subscribe(url, *types, status="active"):
@@ -241,7 +244,8 @@ def test_a_request_status_callback_is_signed_with_its_endpoints_secret(
     )
     body = json.loads(sent["body"])
     assert body["request_status"] == "in_progress"
-    assert body["request_id"] == "REQ-1"
+    assert body["subject_request_id"] == "REQ-1"
+    assert body["expected_completion_time"] is None  # this process sets no deadline
     assert body["instance_id"] == instance_id
     assert sent["headers"]["X-Event-Id"] == event.id
     assert sent["headers"]["X-Event-Type"] == "request.status"
@@ -287,3 +291,97 @@ def test_the_dispatch_command_runs_one_pass(app, ctx, receiver):
     assert result.exit_code == 0
     assert "attempted 1" in result.stdout
     assert len(receiver.requests) == 1
+
+
+def test_a_subscriber_whose_address_is_not_public_is_not_sent_to(
+    app, ctx, receiver, monkeypatch
+):
+    _subscribe(receiver.url, "*")
+    _emit()
+    monkeypatch.setitem(app.config, "OUTBOUND_ALLOW_PRIVATE", False)
+
+    assert events.dispatch_due() == 1
+
+    assert receiver.requests == []
+    delivery = _delivery()
+    assert delivery.status == "pending" and delivery.last_status_code is None
+    assert delivery.last_error == events.NOT_PUBLIC
+
+
+def test_a_name_that_resolves_elsewhere_when_connecting_is_not_sent_to(
+    app, ctx, receiver, monkeypatch
+):
+    port = int(receiver.url.split(":")[2].split("/")[0])
+    _subscribe(f"http://rebind.example:{port}/hook", "*")
+    _emit()
+    monkeypatch.setitem(app.config, "OUTBOUND_ALLOW_PRIVATE", False)
+    answers = iter(["93.184.215.14", "127.0.0.1"])
+    real = socket.getaddrinfo
+
+    def rebinding(host, *args, **kwargs):
+        if host != "rebind.example":
+            return real(host, *args, **kwargs)
+        address = next(answers, "127.0.0.1")
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+
+    assert events.dispatch_due() == 1
+
+    assert receiver.requests == []
+    assert _delivery().last_error == events.NOT_PUBLIC
+
+
+def test_a_status_callback_to_a_non_public_address_is_not_sent(
+    app, ctx, receiver, dsr_request, monkeypatch
+):
+    events.request_status(dsr_request[0], [receiver.url], "completed")
+    db.session.commit()
+    monkeypatch.setitem(app.config, "OUTBOUND_ALLOW_PRIVATE", False)
+
+    events.dispatch_due()
+
+    assert receiver.requests == []
+    [delivery] = [
+        d for d in db.session.scalars(select(OutboundDelivery)) if d.url == receiver.url
+    ]
+    assert (delivery.status, delivery.last_error) == ("pending", events.NOT_PUBLIC)
+
+
+@pytest.fixture
+def request_process(app, systems, frozen_clock):
+    """The bundled data-subject request process, as `make run` deploys it."""
+    root = Path(__file__).parent.parent.parent
+    with app.app_context():
+        definitions.deploy_forms(root / "forms")
+        letters.deploy_directory(root / "letters")
+        bpmn = root / "workflows" / "data_subject_request.bpmn"
+        definitions.deploy(bpmn.read_bytes(), bpmn.name)
+        db.session.commit()
+
+
+def test_a_status_callback_carries_the_request_id_and_its_legal_deadline(
+    app, ctx, receiver, request_process, frozen_clock, make_endpoint, send, officer
+):
+    endpoint = make_endpoint(
+        "dsr", "opendsr", request_processes={"access": "data_subject_request"}
+    )
+    body = _request(
+        submitted_time="2026-03-02T09:00:00Z", status_callback_urls=[receiver.url]
+    )
+    reply = send(
+        "dsr", body, endpoint["secret"], timestamp=int(frozen_clock().timestamp())
+    )
+    assert reply.status_code == 202, reply.get_json()
+    instance_id = reply.get_json()["instance_id"]
+
+    assert events.dispatch_due() == 1
+
+    [sent] = receiver.requests
+    callback = json.loads(sent["body"])
+    deadlines = officer.get(f"/api/v1/instances/{instance_id}/deadlines").get_json()
+    [legal] = [d for d in deadlines["items"] if d["kind"] == "legal"]
+    assert callback["subject_request_id"] == "REQ-1"
+    assert callback["request_status"] == "pending"
+    assert callback["expected_completion_time"] == legal["due_at"]
+    assert "request_id" not in callback
