@@ -136,15 +136,9 @@ def _stored_form_problems(
 
 
 def _unknown_purposes(parsed: ParsedProcess) -> list[BpmnProblem]:
-    """A task's purpose is a Fides data use or one of the organisation's purposes.
-
-    Checked once the organisation has a catalogue in the registry: before that
-    there is no vocabulary of its own to hold the purposes to.
-    """
-    known = registry.Known.from_database()
-    if not (known.purposes or known.systems or known.categories):
-        return []
-    keys = known.purpose_keys()
+    """A task's purpose is a Fides data use, one of the service's own purposes
+    (those of its bundled processes) or one of the organisation's purposes."""
+    keys = [*registry.Known.from_database().purpose_keys(), *registry.SERVICE_PURPOSES]
     return [
         BpmnProblem(task.bpmn_id, _unknown_purpose(task.bpmn_id, task.purpose, keys))
         for task in parsed.user_tasks

@@ -16,6 +16,14 @@ from app.models.registry import ART9_CONDITIONS, LEGAL_BASES
 from app.services import taxonomy
 
 BINDING = "x-registry-field"
+# The purposes of the service's own bundled processes (workflows/): the GDPR duties
+# themselves, known before any catalogue is loaded. A catalogue may describe them.
+SERVICE_PURPOSES = (
+    "breach_management",
+    "compliance_review",
+    "data_subject_rights",
+    "dpia",
+)
 
 
 @dataclass

@@ -257,6 +257,20 @@ def test_a_task_purpose_the_registry_does_not_know_is_refused(
     assert designer.get("/api/v1/definitions").get_json()["items"] == []
 
 
+def test_an_unknown_purpose_is_refused_before_any_catalogue_is_loaded(deploy, designer):
+    body = _problem(deploy(purposed_task("compliance_reveiw")), 422)
+
+    [problem] = body["errors"]
+    assert "'compliance_reveiw'" in problem["message"]
+    assert "Did you mean: compliance_review" in problem["message"]
+    assert designer.get("/api/v1/definitions").get_json()["items"] == []
+
+
+@pytest.mark.parametrize("purpose", ["employment", "data_subject_rights"])
+def test_a_fides_use_or_a_service_purpose_deploys_without_a_catalogue(deploy, purpose):
+    assert deploy(purposed_task(purpose)).status_code == 201
+
+
 @pytest.mark.parametrize("purpose", ["employment", "leave_management"])
 def test_a_fides_use_or_an_organisation_purpose_deploys(
     deploy, demo_catalogue, purpose
