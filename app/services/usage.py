@@ -11,7 +11,15 @@ from app.countries import third_country
 from app.engine.parsing import read_xml
 from app.errors import Conflict, NotFound
 from app.extensions import db
-from app.models import DefinitionVersion, Field, FormVersion, ProcessDefinition, System
+from app.models import (
+    ConsentNotice,
+    DefinitionVersion,
+    Dpia,
+    Field,
+    FormVersion,
+    ProcessDefinition,
+    System,
+)
 from app.services import registry
 from app.services.registry_schemas import FIELD_ID
 
@@ -359,7 +367,20 @@ def purpose_users(key: str) -> dict[str, list[str]]:
         if task.get("purpose") == key
     ]
     fields = [row.field_id for row in registry.list_fields(purpose=key)]
-    return {"fields": fields, "tasks": sorted(tasks)}
+    notices = db.session.scalars(
+        select(ConsentNotice.version)
+        .where(ConsentNotice.purpose == key)
+        .order_by(ConsentNotice.version)
+    ).all()
+    dpias = db.session.scalars(
+        select(Dpia.reference).where(Dpia.purpose == key).order_by(Dpia.reference)
+    ).all()
+    return {
+        "fields": fields,
+        "tasks": sorted(tasks),
+        "consent_notices": [f"{key} v{version}" for version in notices],
+        "dpias": list(dpias),
+    }
 
 
 def category_users(key: str) -> dict[str, list[str]]:

@@ -114,7 +114,8 @@ def _page(
 ) -> tuple[str, int]:
     form = tasks.form_of(task)
     ready = task.status == TASK_READY
-    data = _read_data(user, task, form) if ready else {}
+    shown = _read_data(user, task, form) if ready else task_data.Shown({})
+    data = shown.data
     schema = form.schema if form else {}
     if raw is None:
         raw = schema_form.as_form(schema, data, _zone())
@@ -131,6 +132,7 @@ def _page(
         invalid=bool(errors),
         unplaced=unplaced,
         notice=notice,
+        registry_notices=shown.notices,
         people=_people(task),
         instructions=instructions_html(tasks.instructions_of(task)),
         purpose=registry.find_purpose(task.purpose) if task.purpose else None,
@@ -140,16 +142,16 @@ def _page(
     ), status
 
 
-def _read_data(user: User, task: HumanTask, form: Any) -> dict[str, Any]:
-    """The form's data; showing registry values records an audit event."""
+def _read_data(user: User, task: HumanTask, form: Any) -> task_data.Shown:
+    """The form's data and why registry values are missing; showing them is audited."""
     if not task_data.bound_properties(form):
-        return tasks.form_data(task)
+        return task_data.Shown(tasks.form_data(task))
     # A fresh transaction that may write, even on a GET.
     will_write()
     db.session.commit()
-    data = tasks.read_form_data(user, task)
+    shown = tasks.show_form_data(user, task)
     db.session.commit()
-    return data
+    return shown
 
 
 def _errors(

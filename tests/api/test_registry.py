@@ -783,6 +783,26 @@ def test_a_purpose_fields_and_tasks_use_is_not_deleted_and_they_are_named(
     assert _events(app, "registry.purpose_deleted") == []
 
 
+def test_a_purpose_a_consent_notice_names_is_not_deleted(dpo, app):
+    dpo.post(f"{API}/purposes", json={"key": "newsletter", "name": "Newsletter"})
+    published = dpo.post(
+        "/api/v1/consent/notices",
+        json={
+            "purpose": "newsletter",
+            "text": "We send a monthly letter.",
+            "material": False,
+            "language": "en",
+        },
+    )
+    assert published.status_code == 201, published.get_json()
+
+    reply = dpo.delete(f"{API}/purposes/newsletter")
+
+    assert reply.status_code == 409
+    assert reply.get_json()["used_by"] == {"consent_notices": ["newsletter v1"]}
+    assert _events(app, "registry.purpose_deleted") == []
+
+
 @pytest.mark.parametrize(
     ("method", "url", "body"),
     [

@@ -228,6 +228,26 @@ def test_the_registry_values_the_purpose_allows_are_shown_and_the_read_audited(
         assert event.details["fields"] == ["hr.employees.name"]
 
 
+def test_a_subject_that_cannot_be_found_is_said_and_no_registry_value_shown(
+    app, web, deploy, start_instance, systems
+):
+    forms = {"hostile_form": json.dumps(HOSTILE_FORM).encode()}
+    assert deploy(HOSTILE_BPMN, "hostile_case.bpmn", forms).status_code == 201
+    subject = {"nickname": "Bertie"}
+    instance = start_instance("hostile_case", data={"subject": subject})
+    task = ready_task(app, instance["id"])
+
+    html = web.page(f"/tasks/{task.task_guid}")
+
+    assert "nickname" in html
+    assert "Bertie" not in html
+    assert "Data from the registry" not in html
+    with app.app_context():
+        assert not db.session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "task.field_read")
+        ).all()
+
+
 # --- completing ---------------------------------------------------------------------
 
 
