@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app
@@ -57,8 +58,18 @@ def urgency(moment: datetime | None) -> str:
     return "soon" if left <= SOON else "later"
 
 
+def deadline_state(deadline: Any) -> str:
+    """The state, and for one closed after its end how late: 'met, 1 day late'."""
+    rule = deadline.rule or {}
+    if not rule.get("late"):
+        return deadline.state
+    late = timedelta(seconds=rule.get("late_seconds") or 0)
+    return f"{deadline.state}, {_span(late)} late"
+
+
 def init_app(app: Flask) -> None:
     app.add_template_filter(local_time)
     app.add_template_filter(local_date)
     app.add_template_filter(countdown)
     app.add_template_filter(urgency)
+    app.add_template_filter(deadline_state)

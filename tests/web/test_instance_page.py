@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,25 @@ def test_the_page_shows_deadlines_with_rule_and_countdown(
     assert "Art 12(3), 1 month" in section
     assert "due in" in section
     assert "pending" in section
+
+
+def test_a_deadline_met_after_its_end_says_how_late(app, petra, review, frozen_clock):
+    with app.app_context():
+        row = deadlines.set_deadline(
+            review["id"],
+            "reply",
+            start=frozen_clock(),
+            period="PT72H",
+            article="Art 33",
+        )
+        frozen_clock.at = row.due_at + timedelta(hours=5)
+        deadlines.close(review["id"], "reply", "met")
+        db.session.commit()
+
+    page = petra.page(f"/instances/{review['id']}")
+
+    section = page.split('id="deadlines-heading"')[1].split("</section>")[0]
+    assert "met, 5 hours late" in section
 
 
 def test_a_fresh_instance_has_its_start_completed_and_first_task_active(petra, review):
