@@ -87,6 +87,16 @@ def lock_instance(instance_id: str) -> Instance:
     return instance
 
 
+def extend_deadline(instance_id: str, name: str, by: str, reason: str) -> Any:
+    """Extend a deadline from outside the process, moving its waiting timer too."""
+    instance = lock_instance(instance_id)
+    running = load(instance)
+    with context.stepping(instance.id, running):
+        moved = deadlines.extend(instance_id, name, by, reason)
+    save(instance, running)
+    return moved
+
+
 def load(instance: Instance) -> RunningInstance:
     version = instance.definition_version
     parsed = definitions.specs.get(version)

@@ -120,7 +120,9 @@ def test_answering_in_time_meets_the_deadline_and_cancels_the_rest(
 
 def test_an_extension_moves_the_deadline_and_its_followers(app, request_instance):
     with app.app_context():
-        moved = deadlines.extend(request_instance["id"], "reply", "P2M", "complex")
+        moved = instances.extend_deadline(
+            request_instance["id"], "reply", "P2M", "complex"
+        )
         db.session.commit()
         family = {d.name: d for d in deadlines.for_instance(request_instance["id"])}
 
@@ -370,7 +372,7 @@ def test_an_extension_after_the_reminder_fired_remakes_it_and_moves_the_timer(
     with app.app_context():
         assert scheduler.sweep().fired == 2
 
-        deadlines.extend(request_instance["id"], "reply", "P2M", "complex")
+        instances.extend_deadline(request_instance["id"], "reply", "P2M", "complex")
         db.session.commit()
 
     _assert_extended_after_the_reminder(
