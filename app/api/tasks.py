@@ -72,6 +72,9 @@ class TaskField(MethodView):
     @blp.response(200, TaskFieldSchema)
     def get(self, task_id: str, field_id: str) -> dict[str, Any]:
         """One field the task's form binds, if the task's purpose may see it."""
+        # A fresh transaction that may write: the read, or its refusal, is audited.
+        will_write()
+        db.session.commit()
         value = tasks.field_value(current_user(), task_id, field_id)
         db.session.commit()
         return {"field_id": field_id, "value": value}
