@@ -34,7 +34,13 @@ def flask_command(app, database_url):
     apps: list[Flask] = []
 
     def factory() -> Flask:
-        made = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "TESTING": True})
+        made = create_app(
+            {
+                "SQLALCHEMY_DATABASE_URI": database_url,
+                "SECRET_KEY": "test-only-secret",
+                "TESTING": True,
+            }
+        )
         apps.append(made)
         return made
 
@@ -123,7 +129,11 @@ def test_the_scheduler_command_runs_exactly_one_scheduler(
 def test_a_second_app_in_one_process_shares_the_running_scheduler(
     started, database_url
 ):
-    config = {"SQLALCHEMY_DATABASE_URI": database_url, "SCHEDULER_ENABLED": True}
+    config = {
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SECRET_KEY": "test-only-secret",
+        "SCHEDULER_ENABLED": True,
+    }
     first, second = create_app(config), create_app(config)
 
     assert len(started) == 1

@@ -489,4 +489,11 @@ def test_a_bad_calendar_setting_stops_the_app_at_start(settings, named):
     from app.services.deadlines import InvalidSetting
 
     with pytest.raises(InvalidSetting, match=named):
-        create_app({"TESTING": True, "SCHEDULER_ENABLED": False, **settings})
+        create_app(
+            {
+                "TESTING": True,
+                "SECRET_KEY": "test-only-secret",
+                "SCHEDULER_ENABLED": False,
+                **settings,
+            }
+        )
