@@ -32,10 +32,11 @@ from sqlalchemy import (
     and_,
     delete,
     select,
+    text,
     update,
 )
-from sqlalchemy.exc import NoSuchTableError
-from sqlalchemy.orm import selectinload
+from sqlalchemy.exc import DBAPIError, NoSuchTableError
+from sqlalchemy.orm import Session, selectinload
 
 from app.errors import ProblemError, Unprocessable
 from app.extensions import db
@@ -214,10 +215,10 @@ def erase(
 ) -> dict[str, Any]:
     """Carry out the plan per system, all or nothing, and ledger what happened.
 
-    With `durable`, each system's ledger entries are committed (as pending) before
-    the system is touched, so an erasure whose last commit fails is still known
-    to a replay. A caller inside a larger transaction, such as a workflow step,
-    leaves it off and commits the entries with its own work.
+    Each system's ledger entries are kept (as pending) before the system is
+    touched, so an erasure whose last commit fails is still known to a replay:
+    see `_keep_pending`. `durable` says the caller's transaction may be committed
+    here, which SQLite needs for that; a workflow step leaves it off.
     """
     subject = subjects.find(identities)
     check_plan(plan)
@@ -259,9 +260,10 @@ def _erase_system(
         identifiers, detail = {}, error.detail
     entries = _ledger(plans, plan, locator, actor_id, identifiers)
     if detail is None:
-        if durable:
-            db.session.commit()
+        _keep_pending(entries, durable)
         detail = _carry_out(system, entries)
+    else:
+        db.session.add_all(entries)
     status = "erased" if detail is None else "failed"
     if status == "erased":
         _restrict(plans, plan, actor_id)
@@ -470,9 +472,41 @@ def _ledger(
                     ground=next(iter(grounds)) if len(grounds) == 1 else None,
                     status="pending",
                 )
-                db.session.add(entry)
                 entries.append(entry)
     return entries
+
+
+def _keep_pending(entries: list[ErasureEntry], durable: bool) -> None:
+    """Make the pending entries outlive the caller's transaction, where it can be.
+
+    A database that takes several writers (PostgreSQL) commits them in a
+    transaction of their own, so even a workflow step that fails after the system
+    changed leaves them for a replay. SQLite lets one writer in at a time: there
+    the caller's transaction is committed when it allows (`durable`); otherwise
+    the entries are kept with its work and share its fate.
+    """
+    if db.engine.dialect.name != "sqlite" and _commit_apart(entries):
+        db.session.add_all(entries)
+        return
+    db.session.add_all(entries)
+    if durable:
+        db.session.commit()
+
+
+def _commit_apart(entries: list[ErasureEntry]) -> bool:
+    """Commit the entries in a session of their own; False if that cannot be done."""
+    with Session(db.engine, expire_on_commit=False) as apart:
+        try:
+            # The caller's transaction may hold a lock this insert would wait for.
+            apart.execute(text("SET LOCAL lock_timeout = '5s'"))
+            apart.add_all(entries)
+            apart.commit()
+        except DBAPIError:
+            apart.rollback()
+            logger.warning("erasure ledger: kept with the caller's transaction")
+            return False
+        apart.expunge_all()
+    return True
 
 
 def _system_reply(

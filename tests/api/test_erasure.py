@@ -14,10 +14,18 @@ from sqlalchemy import create_engine, event, select, text, update
 from sqlalchemy.orm import Session
 
 from app.extensions import db
-from app.models import AuditEvent, ErasureEntry, Field, Restriction
+from app.models import AuditEvent, ErasureEntry, Field, Instance, Restriction
 from app.registry import sample_data
-from app.services import catalogue, connectors, registry_changes, restrictions
+from app.services import (
+    catalogue,
+    connectors,
+    instances,
+    registry_changes,
+    restrictions,
+)
+from tests.bpmn import chain, document, service_task, user_task
 from tests.conftest import query
+from tests.system.service import needs_postgresql
 
 API = "/api/v1/registry/subjects"
 EMPLOYEES = sample_data.rows()[sample_data.hr_employees]
@@ -543,6 +551,47 @@ def test_an_erasure_whose_last_commit_fails_is_still_in_the_ledger(app, dpo, sys
 
     assert "hr: 1 ledger entries replayed" in output
     assert employee(systems)["name"] != SHARED["name"]
+
+
+ERASING_STEP = document(
+    chain(
+        "erasing_step",
+        service_task(
+            "erase", "registry.erase", identities="subject", plan="erasure_plan"
+        ),
+        user_task("after"),
+    )
+)
+
+
+@needs_postgresql
+def test_a_workflow_step_that_fails_after_erasing_leaves_its_ledger_entry(
+    app, deploy, officer, systems, monkeypatch
+):
+    assert deploy(ERASING_STEP, "erasing_step.bpmn").status_code == 201
+    body = {
+        "process_id": "erasing_step",
+        "data": {
+            "subject": IDENTITIES["identities"],
+            "erasure_plan": {"hr.employees.name": {"outcome": "anonymise"}},
+        },
+    }
+    save = instances.save
+
+    def save_then_fail(*args, **kwargs):
+        save(*args, **kwargs)
+        raise RuntimeError("the service database went away")
+
+    monkeypatch.setattr(instances, "save", save_then_fail)
+    reply = officer.post("/api/v1/instances", json=body)
+    monkeypatch.undo()
+
+    assert reply.status_code == 500
+    assert employee(systems)["name"] != SHARED["name"]
+    with app.app_context():
+        [entry] = db.session.scalars(select(ErasureEntry)).all()
+        assert (entry.status, entry.field_ids) == ("pending", ["hr.employees.name"])
+        assert db.session.scalars(select(Instance)).all() == []
 
 
 def test_the_ledger_keeps_an_hmac_of_the_identity_not_the_identity(app, dpo, systems):
