@@ -190,9 +190,14 @@ def _mail_alert(deadline: Deadline) -> None:
 
 
 def _alert_addresses(deadline: Deadline) -> list[str]:
-    """The role's users with an address; an escalation falls back to DPO_EMAIL."""
-    role = "dpo" if deadline.action == ESCALATE else deadline.role
-    found = users.addresses_of(role) if role else []
+    """The role's users with an address; an escalation reaches the DPOs as well.
+
+    An escalation nobody holding those roles can receive goes to DPO_EMAIL.
+    """
+    roles = [deadline.role] if deadline.role else []
+    if deadline.action == ESCALATE:
+        roles.append("dpo")
+    found = list(dict.fromkeys(a for role in roles for a in users.addresses_of(role)))
     if found or deadline.action != ESCALATE:
         return found
     try:

@@ -120,6 +120,29 @@ def test_a_missed_deadline_mails_the_dpos_without_any_subscriber(
     assert len(_outbox(officer)) == 3
 
 
+def test_a_missed_deadline_of_another_role_reaches_that_role_and_the_dpos(
+    app, staff, started, officer
+):
+    staff("dina", "dpo", email="dina@example.org")
+    staff("otto", "privacy_officer", email="otto@example.org")
+    staff("pia", "privacy_officer", "dpo", email="pia@example.org")
+    for_officers = REQUEST.replace(
+        b'<spiffworkflow:parameter id="article"',
+        b'<spiffworkflow:parameter id="role" type="str"'
+        b' value="&quot;privacy_officer&quot;" />'
+        b'<spiffworkflow:parameter id="article"',
+    )
+    started(for_officers)
+
+    _sweep(app, PAST_THE_DEADLINE)
+
+    assert _recipients(officer, "Deadline missed") == [
+        "dina@example.org",
+        "otto@example.org",
+        "pia@example.org",
+    ]
+
+
 def test_an_escalation_nobody_can_receive_goes_to_the_dpo_email_setting(
     app, staff, started, officer, monkeypatch
 ):
