@@ -271,7 +271,9 @@ def test_opening_a_letter_is_kept_in_the_audit_trail_without_its_text(
 
     with app.app_context():
         reads = db.session.scalars(
-            select(AuditEvent).where(AuditEvent.action == "letter.read")
+            select(AuditEvent)
+            .where(AuditEvent.action == "letter.read")
+            .order_by(AuditEvent.id)
         ).all()
         assert [(e.actor_id, e.details["form"]) for e in reads] == [
             (officer.user_id, "html"),

@@ -742,6 +742,7 @@ def test_a_process_version_is_chosen_and_an_unknown_one_is_404(
 def _events(app, action):
     with app.app_context():
         query = select(AuditEvent).where(AuditEvent.action == action)
+        query = query.order_by(AuditEvent.id)
         return [event.details for event in db.session.scalars(query)]
 
 
