@@ -431,6 +431,20 @@ def _timer_deadline(instance_id: str, event: WaitingEvent) -> Deadline:
     )
 
 
+def legal_end(instance_id: str) -> datetime | None:
+    """When the instance must be done by law: its earliest live legal deadline."""
+    return db.session.scalar(
+        select(Deadline.due_at)
+        .where(
+            Deadline.instance_id == instance_id,
+            Deadline.kind == "legal",
+            Deadline.state != CANCELLED,
+        )
+        .order_by(Deadline.due_at)
+        .limit(1)
+    )
+
+
 def for_instance(instance_id: str) -> list[Deadline]:
     return list(
         db.session.scalars(

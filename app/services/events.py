@@ -21,7 +21,6 @@ from sqlalchemy import or_, select
 
 from app.extensions import db
 from app.models import (
-    Deadline,
     Instance,
     OutboundDelivery,
     OutboundEvent,
@@ -29,7 +28,6 @@ from app.models import (
     WebhookDelivery,
     WebhookEndpoint,
 )
-from app.models.deadlines import CANCELLED
 from app.models.integrations import (
     ACTIVE,
     GAVE_UP,
@@ -40,7 +38,7 @@ from app.models.integrations import (
     SENT,
 )
 from app.models.types import utcnow
-from app.services import audit, opendsr, signatures
+from app.services import audit, deadlines, opendsr, signatures
 from app.services.backoff import doubling
 
 logger = logging.getLogger(__name__)
@@ -104,7 +102,7 @@ def request_status(
             "instance_id": instance_id,
             "request_status": status,
             "status_time": utcnow().isoformat(),
-            "expected_completion_time": _legal_due_at(instance_id),
+            "expected_completion_time": _iso(deadlines.legal_end(instance_id)),
         },
     )
     for url in urls:
@@ -117,19 +115,8 @@ def request_status(
     return event
 
 
-def _legal_due_at(instance_id: str) -> str | None:
-    """When the request must be answered by law: its earliest live legal deadline."""
-    due_at = db.session.scalar(
-        select(Deadline.due_at)
-        .where(
-            Deadline.instance_id == instance_id,
-            Deadline.kind == "legal",
-            Deadline.state != CANCELLED,
-        )
-        .order_by(Deadline.due_at)
-        .limit(1)
-    )
-    return due_at.isoformat() if due_at else None
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
 
 
 def _event(event_type: str, payload: dict[str, Any]) -> OutboundEvent:

@@ -197,7 +197,7 @@ def _alert_addresses(deadline: Deadline) -> list[str]:
     roles = [deadline.role] if deadline.role else []
     if deadline.action == ESCALATE:
         roles.append("dpo")
-    found = list(dict.fromkeys(a for role in roles for a in users.addresses_of(role)))
+    found = users.addresses_of(*roles)
     if found or deadline.action != ESCALATE:
         return found
     try:

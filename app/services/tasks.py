@@ -310,15 +310,20 @@ def show_form_data(user: User, task: HumanTask) -> task_data.Shown:
     bound = task_data.bound_properties(form)
     ids = sorted(field_id for name, field_id in bound.items() if name in shown.data)
     if ids:
-        audit.record(
-            "task.field_read",
-            actor_id=user.id,
-            instance_id=task.instance_id,
-            task_guid=task.task_guid,
-            purpose=task.purpose,
-            fields=ids,
-        )
+        _record_read(user, task, ids)
     return shown
+
+
+def _record_read(user: User, task: HumanTask, field_ids: list[str]) -> None:
+    """Registry values shown to a person: who, which task and purpose, which fields."""
+    audit.record(
+        "task.field_read",
+        actor_id=user.id,
+        instance_id=task.instance_id,
+        task_guid=task.task_guid,
+        purpose=task.purpose,
+        fields=field_ids,
+    )
 
 
 def binds_registry(task: HumanTask) -> bool:
@@ -331,14 +336,7 @@ def field_value(user: User, task_guid: str, field_id: str) -> Any:
     task = get_task(user, task_guid)
     _require_ready(task)
     value = task_data.field_value(task, form_of(task), _instance_data(task), field_id)
-    audit.record(
-        "task.field_read",
-        actor_id=user.id,
-        instance_id=task.instance_id,
-        task_guid=task.task_guid,
-        purpose=task.purpose,
-        fields=[field_id],
-    )
+    _record_read(user, task, [field_id])
     return value
 
 

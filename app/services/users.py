@@ -108,14 +108,18 @@ def names_of(user_ids: set[int | None]) -> dict[int, str]:
     return {user_id: name for user_id, name in rows}
 
 
-def addresses_of(role: str) -> list[str]:
-    """The mail address of each active user holding the role who has one."""
+def addresses_of(*roles: str) -> list[str]:
+    """The mail address of each active user holding any of the roles who has one."""
     found = db.session.scalars(
         select(User)
         .where(User.active.is_(True), User.email.is_not(None))
         .order_by(User.id)
     )
-    return [user.email for user in found if user.has_role(role) and user.email]
+    return [
+        user.email
+        for user in found
+        if user.email and any(user.has_role(role) for role in roles)
+    ]
 
 
 def list_users() -> list[User]:

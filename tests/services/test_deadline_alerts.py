@@ -51,6 +51,15 @@ def started(frozen_clock, deploy, start_instance):
     return start
 
 
+def owned_by(role: str) -> bytes:
+    """The request diagram with its legal deadline set for another role."""
+    article = b'<spiffworkflow:parameter id="article"'
+    parameter = (
+        f'<spiffworkflow:parameter id="role" type="str" value="&quot;{role}&quot;" />'
+    )
+    return REQUEST.replace(article, parameter.encode() + article)
+
+
 def _sweep(app, at):
     with app.app_context():
         return scheduler.sweep(at)
@@ -91,13 +100,7 @@ def test_a_reminder_for_another_role_reaches_that_role_only(
     staff("dina", "dpo", email="dina@example.org")
     staff("otto", "privacy_officer", email="otto@example.org")
     staff("olly_no_address", "privacy_officer")
-    for_officers = REQUEST.replace(
-        b'<spiffworkflow:parameter id="article"',
-        b'<spiffworkflow:parameter id="role" type="str"'
-        b' value="&quot;privacy_officer&quot;" />'
-        b'<spiffworkflow:parameter id="article"',
-    )
-    started(for_officers)
+    started(owned_by("privacy_officer"))
 
     _sweep(app, REMINDER_DUE)
 
@@ -126,13 +129,7 @@ def test_a_missed_deadline_of_another_role_reaches_that_role_and_the_dpos(
     staff("dina", "dpo", email="dina@example.org")
     staff("otto", "privacy_officer", email="otto@example.org")
     staff("pia", "privacy_officer", "dpo", email="pia@example.org")
-    for_officers = REQUEST.replace(
-        b'<spiffworkflow:parameter id="article"',
-        b'<spiffworkflow:parameter id="role" type="str"'
-        b' value="&quot;privacy_officer&quot;" />'
-        b'<spiffworkflow:parameter id="article"',
-    )
-    started(for_officers)
+    started(owned_by("privacy_officer"))
 
     _sweep(app, PAST_THE_DEADLINE)
 
